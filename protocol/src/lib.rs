@@ -1,0 +1,26 @@
+//! The Roomcast wire protocol (`CONTRACT.md` v1) as plain Rust types.
+//!
+//! This crate is pure: serde, a deflate codec and nothing that does I/O, so the server and
+//! the browser SDK (compiled to `wasm32-unknown-unknown`) share exactly the same types.
+//!
+//! - [`ClientMessage`] / [`ClientFrame`]: what a client sends (CONTRACT §4).
+//! - [`ServerMessage`]: what the server sends (CONTRACT §5).
+//! - [`ErrorCode`], [`CloseCode`]: the codes of §3 and §8.
+//! - [`ClientId`], [`RoomName`], [`UserId`], [`MessageId`]: validated id newtypes.
+//! - [`codec`]: the `gzip:` + base64 encoding of `compressed` messages (§6).
+
+pub mod client;
+pub mod codec;
+pub mod codes;
+mod error;
+pub mod ids;
+pub mod server;
+
+pub use client::{ClientFrame, ClientMessage, FrameError};
+pub use codes::{CloseCode, ErrorCode};
+pub use error::ProtocolError;
+pub use ids::{ClientId, MessageId, RequestId, RoomName, UserId};
+pub use server::{Priority, ServerMessage, User};
+
+/// Milliseconds since the Unix epoch, the unit of every `timestamp` field.
+pub type Timestamp = u64;

@@ -1,0 +1,202 @@
+//! Handlers of the HTTP API: typed input in, JSON out. Failures become the contract's
+//! `{"error":{"code","message"}}` with the status of their code.
+
+use roomcast_protocol::{ClientId, ErrorCode, RoomName, User};
+use serde::Serialize;
+use serde_json::{Value, json};
+use warp::Reply;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::models::{BroadcastRequest, CreateRoomRequest, SendRequest, TokenRequest};
+use super::server_error_reply;
+use crate::ServerError;
+use crate::hub::Hub;
+
+/// Default lifetime of tokens minted by `POST /api/token`.
+const DEFAULT_TTL_SECONDS: u64 = 3600;
+/// Longest lifetime `POST /api/token` grants.
+const MAX_TTL_SECONDS: u64 = 366 * 86_400;
+
+type Reply2 = Result<Response, ServerError>;
+
+fn ok(value: &impl Serialize) -> Reply2 {
+    Ok(warp::reply::json(value).into_response())
+}
+
+fn done(result: Reply2) -> Response {
+    result.unwrap_or_else(|err| server_error_reply(&err))
+}
+
+fn bad(message: impl Into<String>) -> ServerError {
+    ServerError::request(ErrorCode::BadRequest, message)
+}
+
+/// Path segments arrive percent-encoded.
+fn decode(segment: &str) -> Result<String, ServerError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| bad("path segment is not UTF-8"))
+}
+
+fn room_name(segment: &str) -> Result<RoomName, ServerError> {
+    RoomName::new(decode(segment)?).map_err(|e| bad(e.to_string()))
+}
+
+/// An id that cannot be valid cannot exist: that is a 404, like any unknown id.
+fn client_id(segment: &str) -> Result<ClientId, ServerError> {
+    ClientId::new(decode(segment)?)
+        .map_err(|_| ServerError::request(ErrorCode::NotFound, format!("no connection {segment}")))
+}
+
+fn not_yet(what: &str) -> ServerError {
+    bad(format!("{what} is not available on this server yet"))
+}
+
+pub async fn token(hub: Hub, body: TokenRequest) -> Response {
+    done((|| {
+        let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+        if ttl == 0 || ttl > MAX_TTL_SECONDS {
+            return Err(bad(format!(
+                "`ttlSeconds` must be between 1 and {MAX_TTL_SECONDS}"
+            )));
+        }
+        let user = User::new(body.user_id, body.name, body.roles, body.info);
+        let token = hub.auth().issue(&user, Some(ttl))?;
+        ok(&json!({ "token": token, "userId": user.user_id, "expiresIn": ttl }))
+    })())
+}
+
+pub async fn send(hub: Hub, body: SendRequest) -> Response {
+    done((|| {
+        if body.ack || body.timeout_ms.is_some() {
+            return Err(not_yet("acknowledged delivery (`ack`)"));
+        }
+        let id = client_id(&body.client_id)?;
+        hub.send_to_client(&id, &body.message)?;
+        ok(&json!({ "recipients": 1 }))
+    })())
+}
+
+pub async fn broadcast(hub: Hub, body: BroadcastRequest) -> Response {
+    let result = async {
+        let target = body.to.target().map_err(bad)?;
+        if body.ack || body.timeout_ms.is_some() {
+            return Err(not_yet("acknowledged delivery (`ack`)"));
+        }
+        if body.batch {
+            return Err(not_yet("batching (`batch`)"));
+        }
+        let recipients = hub.broadcast(target, &body.message).await?;
+        ok(&json!({ "recipients": recipients }))
+    };
+    done(result.await)
+}
+
+pub async fn stats(hub: Hub) -> Response {
+    done(ok(&hub.stats()))
+}
+
+pub async fn list_connections(hub: Hub, query: String) -> Response {
+    let active = query
+        .split('&')
+        .any(|pair| pair == "active=true" || pair == "active=1");
+    done(ok(&json!({ "items": hub.connections(active) })))
+}
+
+pub async fn disconnect_all(hub: Hub) -> Response {
+    done(ok(&json!({ "disconnected": hub.disconnect_all() })))
+}
+
+pub async fn connection(segment: String, hub: Hub) -> Response {
+    done(
+        client_id(&segment)
+            .and_then(|id| hub.connection(&id))
+            .and_then(|c| ok(&c.info())),
+    )
+}
+
+pub async fn disconnect(segment: String, hub: Hub) -> Response {
+    done(
+        client_id(&segment)
+            .and_then(|id| hub.disconnect(&id))
+            .and_then(|()| ok(&json!({ "disconnected": 1 }))),
+    )
+}
+
+pub async fn get_data(segment: String, hub: Hub) -> Response {
+    done(
+        client_id(&segment)
+            .and_then(|id| hub.connection(&id))
+            .and_then(|c| {
+                let data = c.state().data.clone();
+                ok(&json!({ "data": data }))
+            }),
+    )
+}
+
+pub async fn put_data(segment: String, hub: Hub, body: Value) -> Response {
+    done(
+        client_id(&segment)
+            .and_then(|id| hub.connection(&id))
+            .and_then(|c| {
+                c.state().data = body.clone();
+                ok(&json!({ "data": body }))
+            }),
+    )
+}
+
+pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> Response {
+    done((|| {
+        let options = body.options().map_err(bad)?;
+        let (info, created) = hub.create_room(body.name, options);
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(warp::reply::with_status(warp::reply::json(&info), status).into_response())
+    })())
+}
+
+pub async fn list_rooms(hub: Hub) -> Response {
+    done(ok(&json!({ "items": hub.rooms() })))
+}
+
+pub async fn room(segment: String, hub: Hub) -> Response {
+    done(
+        room_name(&segment)
+            .and_then(|name| hub.room(&name))
+            .and_then(|info| ok(&info)),
+    )
+}
+
+pub async fn delete_room(segment: String, hub: Hub) -> Response {
+    let result = async {
+        let name = room_name(&segment)?;
+        let removed = hub.delete_room(&name).await?;
+        ok(&json!({ "deleted": name, "removedMembers": removed }))
+    };
+    done(result.await)
+}
+
+pub async fn add_member(room: String, client: String, hub: Hub) -> Response {
+    let result = async {
+        let name = room_name(&room)?;
+        let conn = hub.connection(&client_id(&client)?)?;
+        let joined = hub.join(&conn, &name).await?;
+        ok(&joined)
+    };
+    done(result.await)
+}
+
+pub async fn remove_member(room: String, client: String, hub: Hub) -> Response {
+    let result = async {
+        let name = room_name(&room)?;
+        let conn = hub.connection(&client_id(&client)?)?;
+        hub.leave(&conn, &name).await?;
+        ok(&json!({ "room": name, "clientId": conn.id() }))
+    };
+    done(result.await)
+}

@@ -1,0 +1,280 @@
+//! The HTTP side (CONTRACT §9): every warp filter lives here; handlers are in
+//! [`handlers`], request bodies in [`models`]. `/api/*` needs `Authorization: Bearer <key>`;
+//! `/healthz` and `/metrics` do not. The static demo is served at `/` when configured.
+
+mod handlers;
+mod models;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use roomcast_protocol::ErrorCode;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::ServerError;
+use crate::hub::Hub;
+
+/// Largest accepted API request body.
+const MAX_BODY: u64 = 1024 * 1024;
+
+/// Every HTTP route of the server.
+pub fn routes(
+    hub: Hub,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let static_dir = hub.config().static_dir.clone();
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
+    let metrics = {
+        let hub = hub.clone();
+        warp::path!("metrics").and(warp::get()).map(move || {
+            warp::reply::with_header(
+                hub.metrics().render(),
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .into_response()
+        })
+    };
+    let api = warp::path("api")
+        .and(api_key(hub.clone()))
+        .and(api_routes(hub));
+    let base = health.or(metrics).unify().or(api).unify().boxed();
+    let routes = match static_dir {
+        Some(dir) => base
+            .or(warp::fs::dir(dir).map(Reply::into_response))
+            .unify()
+            .boxed(),
+        None => base,
+    };
+    routes.recover(rejection).unify()
+}
+
+fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
+    let h = move || {
+        let hub = hub.clone();
+        warp::any().map(move || hub.clone())
+    };
+    let token = warp::path!("token")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .then(handlers::token);
+    let send = warp::path!("send")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .then(handlers::send);
+    let broadcast = warp::path!("broadcast")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .then(handlers::broadcast);
+    let stats = warp::path!("stats")
+        .and(warp::get())
+        .and(h())
+        .then(handlers::stats);
+    let conn_list = warp::path!("connections")
+        .and(warp::get())
+        .and(h())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(handlers::list_connections);
+    let conn_drop_all = warp::path!("connections")
+        .and(warp::delete())
+        .and(h())
+        .then(handlers::disconnect_all);
+    let conn_get = warp::path!("connections" / String)
+        .and(warp::get())
+        .and(h())
+        .then(handlers::connection);
+    let conn_drop = warp::path!("connections" / String)
+        .and(warp::delete())
+        .and(h())
+        .then(handlers::disconnect);
+    let data_get = warp::path!("connections" / String / "data")
+        .and(warp::get())
+        .and(h())
+        .then(handlers::get_data);
+    let data_put = warp::path!("connections" / String / "data")
+        .and(warp::put())
+        .and(h())
+        .and(json_body())
+        .then(handlers::put_data);
+    let room_create = warp::path!("rooms")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .then(handlers::create_room);
+    let room_list = warp::path!("rooms")
+        .and(warp::get())
+        .and(h())
+        .then(handlers::list_rooms);
+    let room_get = warp::path!("rooms" / String)
+        .and(warp::get())
+        .and(h())
+        .then(handlers::room);
+    let room_delete = warp::path!("rooms" / String)
+        .and(warp::delete())
+        .and(h())
+        .then(handlers::delete_room);
+    let member_add = warp::path!("rooms" / String / "members" / String)
+        .and(warp::post())
+        .and(h())
+        .then(handlers::add_member);
+    let member_remove = warp::path!("rooms" / String / "members" / String)
+        .and(warp::delete())
+        .and(h())
+        .then(handlers::remove_member);
+    token
+        .or(send)
+        .unify()
+        .or(broadcast)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(conn_list)
+        .unify()
+        .or(conn_drop_all)
+        .unify()
+        .or(conn_get)
+        .unify()
+        .or(conn_drop)
+        .unify()
+        .or(data_get)
+        .unify()
+        .or(data_put)
+        .unify()
+        .or(room_create)
+        .unify()
+        .or(room_list)
+        .unify()
+        .or(room_get)
+        .unify()
+        .or(room_delete)
+        .unify()
+        .or(member_add)
+        .unify()
+        .or(member_remove)
+        .unify()
+        .boxed()
+}
+
+/// Rejections of our own, turned into contract errors by [`rejection`].
+#[derive(Debug)]
+enum ApiRejection {
+    MissingKey,
+    WrongKey,
+    Body(String),
+}
+
+impl warp::reject::Reject for ApiRejection {}
+
+/// Checks `Authorization: Bearer <api key>`.
+fn api_key(hub: Hub) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and_then(move |header: Option<String>| {
+            let expected = hub.config().api_key.clone();
+            async move {
+                match header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
+                    None => Err(warp::reject::custom(ApiRejection::MissingKey)),
+                    Some(key) if constant_time_eq(key.trim().as_bytes(), expected.as_bytes()) => {
+                        Ok(())
+                    }
+                    Some(_) => Err(warp::reject::custom(ApiRejection::WrongKey)),
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// Compares without an early exit, so the key cannot be guessed byte by byte from timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON body of type `T`; anything else is a 400 that says what was wrong.
+fn json_body<T: DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone
+{
+    warp::body::content_length_limit(MAX_BODY)
+        .and(warp::body::bytes())
+        .and_then(|body: Bytes| async move {
+            serde_json::from_slice::<T>(&body)
+                .map_err(|e| warp::reject::custom(ApiRejection::Body(format!("invalid body: {e}"))))
+        })
+}
+
+/// The error body of every failed API call: `{"error":{"code","message"}}`.
+pub(crate) fn error_reply(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = warp::reply::json(&json!({ "error": { "code": code, "message": message } }));
+    warp::reply::with_status(body, status).into_response()
+}
+
+/// Maps a [`ServerError`] to its HTTP status and error body.
+pub(crate) fn server_error_reply(err: &ServerError) -> Response {
+    let code = err.code();
+    let status = match code {
+        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::NotAuthenticated | ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::RoomFull | ErrorCode::NotMember => StatusCode::CONFLICT,
+        ErrorCode::RateLimited | ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Internal => {
+            tracing::error!(cause = %err, "api request failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error_reply(status, code, &err.public_message())
+}
+
+async fn rejection(err: Rejection) -> Result<Response, Infallible> {
+    let reply = if let Some(api) = err.find::<ApiRejection>() {
+        match api {
+            ApiRejection::MissingKey => error_reply(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::NotAuthenticated,
+                "missing `Authorization: Bearer <api key>`",
+            ),
+            ApiRejection::WrongKey => error_reply(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::AuthFailed,
+                "wrong API key",
+            ),
+            ApiRejection::Body(message) => {
+                error_reply(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+            }
+        }
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        error_reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TooLarge,
+            "request body over 1 MiB",
+        )
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadRequest,
+            "method not allowed on this route",
+        )
+    } else if err.find::<warp::reject::LengthRequired>().is_some() {
+        error_reply(
+            StatusCode::LENGTH_REQUIRED,
+            ErrorCode::BadRequest,
+            "a Content-Length header is required",
+        )
+    } else if err.is_not_found() {
+        error_reply(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
+    } else {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            &format!("{err:?}"),
+        )
+    };
+    Ok(reply)
+}

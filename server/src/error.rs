@@ -1,0 +1,64 @@
+//! The server crate's error type.
+
+use roomcast_protocol::ErrorCode;
+
+/// Everything the server library can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid or unsafe (e.g. the development secret outside dev mode).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Reading the configuration file failed.
+    #[error("cannot read config file {path}: {source}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Binding or accepting on the listener failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// Signing a token failed.
+    #[error("token: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    /// A request failed with a contract error code (mapped to `error` or an HTTP status).
+    #[error("{code}: {message}")]
+    Request {
+        /// The contract code.
+        code: ErrorCode,
+        /// A human explanation.
+        message: String,
+    },
+    /// The broker could not hand a delivery on.
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+impl ServerError {
+    /// A request error with a contract code.
+    pub fn request(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Request {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The contract code to report: request errors keep theirs, everything else is
+    /// `internal`.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Request { code, .. } => *code,
+            _ => ErrorCode::Internal,
+        }
+    }
+
+    /// The message to show a client: request errors explain themselves; internal failures
+    /// are not detailed on the wire (they are logged).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Request { message, .. } => message.clone(),
+            _ => "internal server error".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! [`ConnHandle`]: the hub's view of one connection. The connection task owns the socket;
+//! everyone else reaches it through this handle: a bounded send queue and a one-shot
+//! close signal.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use roomcast_protocol::{ClientId, CloseCode, RoomName, Timestamp, User};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Mutable per-connection state shared with the hub and the HTTP API.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    /// The authenticated user, once authenticated.
+    pub user: Option<Arc<User>>,
+    /// Token expiry (ms), if the token expires.
+    pub expires_at: Option<Timestamp>,
+    /// Rooms the connection is in.
+    pub rooms: BTreeSet<RoomName>,
+    /// Application data attached through the API.
+    pub data: Value,
+    /// Set once the connection is going away; nothing joins it after that.
+    pub closed: bool,
+}
+
+/// The hub's handle on one connection.
+#[derive(Debug)]
+pub struct ConnHandle {
+    pub(crate) id: ClientId,
+    pub(crate) remote: SocketAddr,
+    pub(crate) connected_at: Timestamp,
+    pub(crate) compress: bool,
+    tx: mpsc::Sender<Utf8Bytes>,
+    close_tx: Mutex<Option<oneshot::Sender<CloseCode>>>,
+    state: Mutex<ConnState>,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The queue was full: the connection is being closed with 4029.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+impl ConnHandle {
+    pub(crate) fn new(
+        id: ClientId,
+        remote: SocketAddr,
+        compress: bool,
+        connected_at: Timestamp,
+        tx: mpsc::Sender<Utf8Bytes>,
+        close_tx: oneshot::Sender<CloseCode>,
+    ) -> Self {
+        Self {
+            id,
+            remote,
+            connected_at,
+            compress,
+            tx,
+            close_tx: Mutex::new(Some(close_tx)),
+            state: Mutex::new(ConnState {
+                data: Value::Null,
+                ..ConnState::default()
+            }),
+            messages_in: AtomicU64::new(0),
+            messages_out: AtomicU64::new(0),
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> &ClientId {
+        &self.id
+    }
+
+    /// Queues a frame without waiting. A full queue means the client is not reading:
+    /// it is closed with 4029 rather than slowing down the sender.
+    pub(crate) fn send(&self, frame: &Utf8Bytes) -> Result<(), SendError> {
+        match self.tx.try_send(frame.clone()) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(CloseCode::SlowConsumer);
+                Err(SendError::Full)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
+    /// Asks the connection task to close with `code`; later calls are no-ops.
+    pub(crate) fn close(&self, code: CloseCode) {
+        if let Some(tx) = lock(&self.close_tx).take() {
+            let _ = tx.send(code);
+        }
+    }
+
+    /// The state lock. Never held across an `.await`.
+    pub(crate) fn state(&self) -> MutexGuard<'_, ConnState> {
+        lock(&self.state)
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<Arc<User>> {
+        self.state().user.clone()
+    }
+
+    /// What `/api/connections` shows about this connection.
+    pub fn info(&self) -> ConnectionInfo {
+        let state = self.state();
+        ConnectionInfo {
+            client_id: self.id.clone(),
+            user: state.user.as_deref().cloned(),
+            authenticated: state.user.is_some(),
+            rooms: state.rooms.iter().cloned().collect(),
+            data: state.data.clone(),
+            remote_addr: self.remote.to_string(),
+            connected_at: self.connected_at,
+            expires_at: state.expires_at,
+            compress: self.compress,
+            messages_in: self.messages_in.load(Ordering::Relaxed),
+            messages_out: self.messages_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A connection as the HTTP API reports it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionInfo {
+    /// Its id.
+    pub client_id: ClientId,
+    /// The user, once authenticated.
+    pub user: Option<User>,
+    /// Whether it has authenticated.
+    pub authenticated: bool,
+    /// Rooms it is in.
+    pub rooms: Vec<RoomName>,
+    /// Application data.
+    pub data: Value,
+    /// Peer address.
+    pub remote_addr: String,
+    /// When it connected (ms).
+    pub connected_at: Timestamp,
+    /// When its token expires (ms).
+    pub expires_at: Option<Timestamp>,
+    /// Whether it asked for `compress=gzip`.
+    pub compress: bool,
+    /// Frames received.
+    pub messages_in: u64,
+    /// Frames sent.
+    pub messages_out: u64,
+}
+
+/// Locks a mutex, recovering from poisoning: the data stays consistent because no code
+/// path panics while holding these locks, and one panicked task must not wedge the hub.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,931 @@
+//! The [`Hub`] owns connection, user and room state.
+//!
+//! It is a cheap-clone handle over `Arc<Shared>`. State lives in sharded maps (`DashMap`)
+//! plus one lock per room and per connection, so there is no global lock: a broadcast to
+//! one room takes that room's read lock and nothing else. Locks are std locks held only
+//! for in-memory work and never across an `.await`; fan-out uses `try_send` into each
+//! connection's bounded queue, so a slow client costs its senders nothing (it is closed
+//! with 4029 when its queue overflows). We chose shared state over an actor because an
+//! actor would serialize every broadcast through one task, which is the global lock we
+//! want to avoid. Lock order: a map shard, then a room, then a connection's state.
+
+mod conn;
+mod room;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use dashmap::DashMap;
+use roomcast_protocol::{
+    ClientId, CloseCode, ErrorCode, MessageId, RoomName, ServerMessage, Timestamp, User, UserId,
+};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+pub(crate) use self::conn::SendError;
+pub use self::conn::{ConnHandle, ConnectionInfo};
+use self::room::{Presence, Room};
+pub use self::room::{RoomClient, RoomInfo, RoomOptions};
+use crate::ServerError;
+use crate::auth::{Authenticator, Identity};
+use crate::broker::{Broker, Delivery, LocalDelivery, Target};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Serializes a server message once, into the shared frame every recipient gets.
+pub fn frame(message: &ServerMessage) -> Utf8Bytes {
+    Utf8Bytes::from(message.to_json())
+}
+
+/// The state every connection, handler and API route shares.
+#[derive(Clone, Debug)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Arc<Config>,
+    auth: Authenticator,
+    metrics: Metrics,
+    broker: Arc<dyn Broker>,
+    conns: DashMap<ClientId, Arc<ConnHandle>>,
+    users: DashMap<UserId, Vec<Arc<ConnHandle>>>,
+    rooms: DashMap<RoomName, Arc<Room>>,
+    /// Connections open or being upgraded, for the total limit.
+    open: AtomicUsize,
+    ids: MessageIds,
+    shutdown: CancellationToken,
+    started: Instant,
+}
+
+/// A reserved slot under the total connection limit, released on drop.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    hub: Hub,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.hub.shared.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a new connection's task receives from [`Hub::register`].
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub handle: Arc<ConnHandle>,
+    pub outbox: mpsc::Receiver<Utf8Bytes>,
+    pub close_rx: oneshot::Receiver<CloseCode>,
+}
+
+/// The result of a join.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined {
+    /// The room.
+    pub room: RoomName,
+    /// Whether the `since` position could be honoured (false when history is not kept
+    /// that far back).
+    pub recovered: bool,
+    /// Messages replayed after `user_list`.
+    pub replayed: usize,
+}
+
+impl Hub {
+    /// A hub for `config`, fanning out through `broker`.
+    pub fn new(config: Config, broker: Arc<dyn Broker>) -> Self {
+        let auth = Authenticator::new(&config.jwt_secret, config.allow_tokens_without_expiry);
+        Self {
+            shared: Arc::new(Shared {
+                config: Arc::new(config),
+                auth,
+                metrics: Metrics::new(),
+                broker,
+                conns: DashMap::new(),
+                users: DashMap::new(),
+                rooms: DashMap::new(),
+                open: AtomicUsize::new(0),
+                ids: MessageIds::default(),
+                shutdown: CancellationToken::new(),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Token signing and verification.
+    pub fn auth(&self) -> &Authenticator {
+        &self.shared.auth
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Cancelled when the server shuts down; every connection loop selects on it.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shared.shutdown
+    }
+
+    /// Reserves a slot under the total connection limit, `None` when full or shutting down.
+    pub fn try_reserve(&self) -> Option<ConnectionPermit> {
+        if self.shared.shutdown.is_cancelled() {
+            return None;
+        }
+        let max = self.shared.config.max_connections;
+        self.shared
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ConnectionPermit { hub: self.clone() })
+    }
+
+    /// Registers a freshly upgraded connection.
+    pub(crate) fn register(&self, remote: SocketAddr, compress: bool) -> Registration {
+        let id = ClientId::new(uuid::Uuid::new_v4().simple().to_string())
+            .unwrap_or_else(|e| unreachable!("uuids are valid client ids: {e}"));
+        let (tx, outbox) = mpsc::channel(self.shared.config.send_queue);
+        let (close_tx, close_rx) = oneshot::channel();
+        let handle = Arc::new(ConnHandle::new(
+            id.clone(),
+            remote,
+            compress,
+            now_ms(),
+            tx,
+            close_tx,
+        ));
+        self.shared.conns.insert(id, handle.clone());
+        self.shared.metrics.connections.inc();
+        Registration {
+            handle,
+            outbox,
+            close_rx,
+        }
+    }
+
+    /// Forgets a connection: leaves its rooms (announcing `user_leave` where it was the
+    /// user's last connection) and drops it from every index.
+    pub(crate) async fn unregister(&self, conn: &Arc<ConnHandle>) {
+        let (rooms, user) = {
+            let mut state = conn.state();
+            state.closed = true;
+            (std::mem::take(&mut state.rooms), state.user.clone())
+        };
+        for room in rooms {
+            self.leave_room(conn, &room).await;
+        }
+        if let Some(user) = user {
+            let mut emptied = false;
+            if let Some(mut list) = self.shared.users.get_mut(&user.user_id) {
+                list.retain(|c| !Arc::ptr_eq(c, conn));
+                emptied = list.is_empty();
+            }
+            if emptied {
+                self.shared
+                    .users
+                    .remove_if(&user.user_id, |_, list| list.is_empty());
+            }
+            self.shared.metrics.authenticated.dec();
+        }
+        if self.shared.conns.remove(&conn.id).is_some() {
+            self.shared.metrics.connections.dec();
+        }
+    }
+
+    /// Attaches a verified identity to a connection that had none.
+    ///
+    /// # Errors
+    /// `limit_exceeded` when the user already has the per-user limit of connections.
+    pub(crate) fn authenticate(
+        &self,
+        conn: &Arc<ConnHandle>,
+        identity: &Identity,
+    ) -> Result<Arc<User>, ServerError> {
+        let user = Arc::new(identity.user.clone());
+        {
+            let mut list = self.shared.users.entry(user.user_id.clone()).or_default();
+            if list.len() >= self.shared.config.max_connections_per_user {
+                drop(list);
+                self.shared
+                    .users
+                    .remove_if(&user.user_id, |_, list| list.is_empty());
+                return Err(ServerError::request(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "user {} already has {} connections (the limit)",
+                        user.user_id, self.shared.config.max_connections_per_user
+                    ),
+                ));
+            }
+            list.push(conn.clone());
+        }
+        let mut state = conn.state();
+        state.user = Some(user.clone());
+        state.expires_at = identity.expires_at;
+        drop(state);
+        self.shared.metrics.authenticated.inc();
+        Ok(user)
+    }
+
+    /// Refreshes the token of an authenticated connection.
+    ///
+    /// # Errors
+    /// `forbidden` when the new token is for another user.
+    pub(crate) fn refresh(
+        &self,
+        conn: &ConnHandle,
+        identity: &Identity,
+    ) -> Result<Arc<User>, ServerError> {
+        let mut state = conn.state();
+        let current = state.user.clone().ok_or_else(|| {
+            ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+        })?;
+        if current.user_id != identity.user.user_id {
+            return Err(ServerError::request(
+                ErrorCode::Forbidden,
+                "a token refresh must be for the same user",
+            ));
+        }
+        state.expires_at = identity.expires_at;
+        Ok(current)
+    }
+
+    /// Queues one message for one connection.
+    pub(crate) fn send(&self, conn: &ConnHandle, message: &ServerMessage) {
+        self.send_frame(conn, &frame(message));
+    }
+
+    fn send_frame(&self, conn: &ConnHandle, frame: &Utf8Bytes) -> bool {
+        match conn.send(frame) {
+            Ok(()) => true,
+            Err(SendError::Full) => {
+                self.shared.metrics.queue_drops.inc();
+                warn!(client = %conn.id, "send queue full, closing as slow consumer");
+                false
+            }
+            Err(SendError::Closed) => false,
+        }
+    }
+
+    /// Joins `conn` to `room`, creating the room on first join. The joiner's `user_list`
+    /// is queued under the room lock, so it precedes every later message of the room.
+    ///
+    /// # Errors
+    /// `not_authenticated`, `limit_exceeded` (rooms per connection), `forbidden` (room
+    /// roles), `room_full`, or `not_found` when the connection is closing.
+    pub async fn join(
+        &self,
+        conn: &Arc<ConnHandle>,
+        name: &RoomName,
+    ) -> Result<Joined, ServerError> {
+        let max_rooms = self.shared.config.max_rooms_per_connection;
+        let (user, already) = {
+            let mut state = conn.state();
+            let user = state.user.clone().ok_or_else(|| {
+                ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+            })?;
+            if state.closed {
+                return Err(ServerError::request(
+                    ErrorCode::NotFound,
+                    "connection is closing",
+                ));
+            }
+            let already = state.rooms.contains(name);
+            if !already {
+                if state.rooms.len() >= max_rooms {
+                    return Err(ServerError::request(
+                        ErrorCode::LimitExceeded,
+                        format!("a connection may be in at most {max_rooms} rooms"),
+                    ));
+                }
+                state.rooms.insert(name.clone());
+            }
+            (user, already)
+        };
+        let joined = Joined {
+            room: name.clone(),
+            recovered: false,
+            replayed: 0,
+        };
+        let outcome = loop {
+            let room = self.room_or_create(name);
+            match self.enter(&room, conn, &user, already) {
+                Err(Retry) => continue,
+                Ok(result) => break result,
+            }
+        };
+        let announce = match outcome {
+            Ok(announce) => announce,
+            Err(err) => {
+                conn.state().rooms.remove(name);
+                self.remove_if_empty(name);
+                return Err(err);
+            }
+        };
+        if conn.state().closed {
+            // The connection closed while joining; undo so no dead member stays behind.
+            self.leave_room(conn, name).await;
+            return Err(ServerError::request(
+                ErrorCode::NotFound,
+                "connection is closing",
+            ));
+        }
+        if announce {
+            let message = ServerMessage::UserJoin {
+                room: name.clone(),
+                user: (*user).clone(),
+                timestamp: now_ms(),
+            };
+            self.publish_quietly(Delivery {
+                target: Target::Room(name.clone()),
+                except: Some(conn.id.clone()),
+                frame: frame(&message),
+            })
+            .await;
+        }
+        Ok(joined)
+    }
+
+    fn room_or_create(&self, name: &RoomName) -> Arc<Room> {
+        self.shared
+            .rooms
+            .entry(name.clone())
+            .or_insert_with(|| {
+                self.shared.metrics.rooms.inc();
+                Arc::new(Room::new(
+                    name.clone(),
+                    RoomOptions::default(),
+                    now_ms(),
+                    false,
+                ))
+            })
+            .clone()
+    }
+
+    /// Adds the member under the room's write lock and queues its `user_list`. Returns
+    /// whether others should get `user_join`.
+    fn enter(
+        &self,
+        room: &Room,
+        conn: &Arc<ConnHandle>,
+        user: &Arc<User>,
+        already: bool,
+    ) -> Result<Result<bool, ServerError>, Retry> {
+        let options = room.options();
+        let limit = self.shared.config.presence_limit;
+        let mut members = room.members_mut();
+        if members.removed {
+            return Err(Retry);
+        }
+        if !already {
+            if !options.roles.is_empty() && !options.roles.iter().any(|r| user.has_role(r)) {
+                return Ok(Err(ServerError::request(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "room {} is restricted to roles {:?}",
+                        room.name, options.roles
+                    ),
+                )));
+            }
+            if options
+                .max_clients
+                .is_some_and(|max| members.conns.len() >= max)
+            {
+                return Ok(Err(ServerError::request(
+                    ErrorCode::RoomFull,
+                    format!("room {} is full", room.name),
+                )));
+            }
+        }
+        let mut first = false;
+        if !already {
+            members.conns.insert(conn.id.clone(), conn.clone());
+            let presence = members
+                .users
+                .entry(user.user_id.clone())
+                .or_insert_with(|| {
+                    first = true;
+                    Presence {
+                        user: user.clone(),
+                        connections: 0,
+                    }
+                });
+            presence.connections += 1;
+        }
+        let users: Vec<User> = members
+            .users
+            .values()
+            .take(limit)
+            .map(|p| (*p.user).clone())
+            .collect();
+        let list = ServerMessage::UserList {
+            room: room.name.clone(),
+            users,
+            count: members.users.len() as u64,
+            timestamp: now_ms(),
+        };
+        self.send(conn, &list);
+        Ok(Ok(first
+            && options.presence
+            && members.users.len() <= limit))
+    }
+
+    /// Removes `conn` from `room` (the connection's own room set is the caller's job).
+    async fn leave_room(&self, conn: &ConnHandle, name: &RoomName) {
+        let Some(room) = self.shared.rooms.get(name).map(|r| r.clone()) else {
+            return;
+        };
+        let options = room.options();
+        let left = {
+            let mut members = room.members_mut();
+            if members.conns.remove(&conn.id).is_none() {
+                return;
+            }
+            let user_id = conn.user().map(|u| u.user_id.clone());
+            let mut left = None;
+            if let Some(user_id) = user_id
+                && let Some(presence) = members.users.get_mut(&user_id)
+            {
+                presence.connections -= 1;
+                if presence.connections == 0 {
+                    left = members.users.remove(&user_id).map(|p| p.user);
+                }
+            }
+            left.filter(|_| {
+                options.presence && members.users.len() < self.shared.config.presence_limit
+            })
+        };
+        if let Some(user) = left {
+            let message = ServerMessage::UserLeave {
+                room: name.clone(),
+                user: (*user).clone(),
+                timestamp: now_ms(),
+            };
+            self.publish_quietly(Delivery {
+                target: Target::Room(name.clone()),
+                except: None,
+                frame: frame(&message),
+            })
+            .await;
+        }
+        self.remove_if_empty(name);
+    }
+
+    /// Leaves a room.
+    ///
+    /// # Errors
+    /// `not_member` when the connection is not in it.
+    pub async fn leave(&self, conn: &ConnHandle, name: &RoomName) -> Result<(), ServerError> {
+        if !conn.state().rooms.remove(name) {
+            return Err(ServerError::request(
+                ErrorCode::NotMember,
+                format!("not a member of room {name}"),
+            ));
+        }
+        self.leave_room(conn, name).await;
+        Ok(())
+    }
+
+    /// Drops a room that has no member and was created by a join (API rooms stay).
+    fn remove_if_empty(&self, name: &RoomName) {
+        let removed = self.shared.rooms.remove_if(name, |_, room| {
+            if room.is_api_created() {
+                return false;
+            }
+            let mut members = room.members_mut();
+            if members.conns.is_empty() {
+                members.removed = true;
+                true
+            } else {
+                false
+            }
+        });
+        if removed.is_some() {
+            self.shared.metrics.rooms.dec();
+        }
+    }
+
+    /// Accepts a chat message from a member and delivers it to every member, the sender
+    /// included.
+    ///
+    /// # Errors
+    /// `too_large` when `content` is over the limit, `not_member` when the sender is not
+    /// in the room.
+    pub async fn chat(
+        &self,
+        conn: &ConnHandle,
+        room: &RoomName,
+        content: Value,
+    ) -> Result<(MessageId, Timestamp), ServerError> {
+        self.check_content(&content)?;
+        let user = {
+            let state = conn.state();
+            if !state.rooms.contains(room) {
+                return Err(ServerError::request(
+                    ErrorCode::NotMember,
+                    format!("join room {room} before chatting in it"),
+                ));
+            }
+            state.user.clone().ok_or_else(|| {
+                ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+            })?
+        };
+        let id = self.shared.ids.next();
+        let timestamp = now_ms();
+        let message = ServerMessage::Chat {
+            id: id.clone(),
+            room: room.clone(),
+            from: (*user).clone(),
+            message: content,
+            timestamp,
+        };
+        // History (persist before deliver) hooks in here with the store.
+        self.publish(Delivery {
+            target: Target::Room(room.clone()),
+            except: None,
+            frame: frame(&message),
+        })
+        .await?;
+        Ok((id, timestamp))
+    }
+
+    fn check_content(&self, content: &Value) -> Result<(), ServerError> {
+        let max = self.shared.config.max_content_bytes;
+        let mut counter = ByteCounter(0);
+        // Counting bytes cannot fail.
+        let _ = serde_json::to_writer(&mut counter, content);
+        if counter.0 > max {
+            return Err(ServerError::request(
+                ErrorCode::TooLarge,
+                format!("content is {} bytes, the limit is {max}", counter.0),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Publishes a delivery through the broker.
+    ///
+    /// # Errors
+    /// [`ServerError::Broker`] when the broker fails.
+    pub async fn publish(&self, delivery: Delivery) -> Result<usize, ServerError> {
+        self.shared.broker.publish(delivery, self).await
+    }
+
+    /// Publishes a best-effort notice (presence); a failure is logged.
+    async fn publish_quietly(&self, delivery: Delivery) {
+        if let Err(err) = self.publish(delivery).await {
+            warn!(cause = %err, "presence notice not delivered");
+        }
+    }
+
+    /// Publishes an application message (a JSON object with a string `type`) to `target`.
+    ///
+    /// # Errors
+    /// `bad_request` when `message` is not such an object; broker failures.
+    pub async fn broadcast(&self, target: Target, message: &Value) -> Result<usize, ServerError> {
+        let frame = app_frame(message)?;
+        self.publish(Delivery {
+            target,
+            except: None,
+            frame,
+        })
+        .await
+    }
+
+    /// Sends an application message to one connection.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown client, `bad_request` for a bad message.
+    pub fn send_to_client(&self, id: &ClientId, message: &Value) -> Result<(), ServerError> {
+        let frame = app_frame(message)?;
+        let conn = self.connection(id)?;
+        if self.send_frame(&conn, &frame) {
+            Ok(())
+        } else {
+            Err(ServerError::request(
+                ErrorCode::NotFound,
+                format!("client {id} is disconnecting"),
+            ))
+        }
+    }
+
+    /// A connection by id.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub fn connection(&self, id: &ClientId) -> Result<Arc<ConnHandle>, ServerError> {
+        self.shared
+            .conns
+            .get(id)
+            .map(|c| c.clone())
+            .ok_or_else(|| ServerError::request(ErrorCode::NotFound, format!("no connection {id}")))
+    }
+
+    /// Every connection (or only authenticated ones), oldest first.
+    pub fn connections(&self, active_only: bool) -> Vec<ConnectionInfo> {
+        let mut list: Vec<ConnectionInfo> = self
+            .shared
+            .conns
+            .iter()
+            .map(|c| c.info())
+            .filter(|info| !active_only || info.authenticated)
+            .collect();
+        list.sort_by(|a, b| {
+            a.connected_at
+                .cmp(&b.connected_at)
+                .then_with(|| a.client_id.cmp(&b.client_id))
+        });
+        list
+    }
+
+    /// Closes one connection with 4000.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub fn disconnect(&self, id: &ClientId) -> Result<(), ServerError> {
+        self.connection(id)?.close(CloseCode::Disconnected);
+        Ok(())
+    }
+
+    /// Closes every connection with 4000; returns how many.
+    pub fn disconnect_all(&self) -> usize {
+        let all: Vec<Arc<ConnHandle>> = self.shared.conns.iter().map(|c| c.clone()).collect();
+        for conn in &all {
+            conn.close(CloseCode::Disconnected);
+        }
+        all.len()
+    }
+
+    /// Creates a room through the API, or updates the options of an existing one (which
+    /// then stays until deleted). Returns its info and whether it was created.
+    pub fn create_room(&self, name: RoomName, options: RoomOptions) -> (RoomInfo, bool) {
+        let mut created = false;
+        let room = self
+            .shared
+            .rooms
+            .entry(name.clone())
+            .or_insert_with(|| {
+                created = true;
+                self.shared.metrics.rooms.inc();
+                Arc::new(Room::new(name.clone(), options.clone(), now_ms(), true))
+            })
+            .clone();
+        if !created {
+            room.set_options(options);
+            room.mark_api_created();
+        }
+        (room.info(false), created)
+    }
+
+    /// Every room, by name.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        let mut list: Vec<RoomInfo> = self.shared.rooms.iter().map(|r| r.info(false)).collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// One room with its members.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub fn room(&self, name: &RoomName) -> Result<RoomInfo, ServerError> {
+        self.shared
+            .rooms
+            .get(name)
+            .map(|r| r.info(true))
+            .ok_or_else(|| ServerError::request(ErrorCode::NotFound, format!("no room {name}")))
+    }
+
+    /// Deletes a room: every member leaves it (others see `user_leave` as usual).
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn delete_room(&self, name: &RoomName) -> Result<usize, ServerError> {
+        let room = self
+            .shared
+            .rooms
+            .get(name)
+            .map(|r| r.clone())
+            .ok_or_else(|| ServerError::request(ErrorCode::NotFound, format!("no room {name}")))?;
+        room.unmark_api_created();
+        let members: Vec<Arc<ConnHandle>> = room.members().conns.values().cloned().collect();
+        for conn in &members {
+            // A member that left meanwhile is fine: not_member is the expected race.
+            let _ = self.leave(conn, name).await;
+        }
+        self.shared
+            .rooms
+            .remove_if(name, |_, r| {
+                let mut m = r.members_mut();
+                m.removed = true;
+                true
+            })
+            .map(|_| self.shared.metrics.rooms.dec());
+        debug!(room = %name, members = members.len(), "room deleted");
+        Ok(members.len())
+    }
+
+    /// Counters for `/api/stats`.
+    pub fn stats(&self) -> Stats {
+        let m = &self.shared.metrics;
+        Stats {
+            connections: self.shared.conns.len(),
+            authenticated: usize::try_from(m.authenticated.get()).unwrap_or(0),
+            users: self.shared.users.len(),
+            rooms: self.shared.rooms.len(),
+            messages_in: Metrics::read(&m.messages_in),
+            messages_out: Metrics::read(&m.messages_out),
+            bytes_in: Metrics::read(&m.bytes_in),
+            bytes_out: Metrics::read(&m.bytes_out),
+            queue_drops: Metrics::read(&m.queue_drops),
+            uptime_ms: u64::try_from(self.shared.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Open connections (including ones still authenticating).
+    pub fn connection_count(&self) -> usize {
+        self.shared.conns.len()
+    }
+}
+
+/// Tells `join` that the room it found was removed meanwhile: look it up again.
+#[derive(Debug)]
+struct Retry;
+
+impl LocalDelivery for Hub {
+    fn deliver_local(&self, delivery: &Delivery) -> usize {
+        let shared = &self.shared;
+        let except = delivery.except.as_ref();
+        let mut count = 0;
+        let mut send = |conn: &ConnHandle| {
+            if Some(&conn.id) != except && self.send_frame(conn, &delivery.frame) {
+                count += 1;
+            }
+        };
+        match &delivery.target {
+            Target::All => {
+                for list in &shared.users {
+                    list.iter().for_each(|c| send(c));
+                }
+            }
+            Target::Room(name) => {
+                if let Some(room) = shared.rooms.get(name).map(|r| r.clone()) {
+                    room.members().conns.values().for_each(|c| send(c));
+                }
+            }
+            Target::Rooms(names) => {
+                let mut seen = HashSet::new();
+                for name in names {
+                    if let Some(room) = shared.rooms.get(name).map(|r| r.clone()) {
+                        for conn in room.members().conns.values() {
+                            if seen.insert(conn.id.clone()) {
+                                send(conn);
+                            }
+                        }
+                    }
+                }
+            }
+            Target::Client(id) => {
+                if let Some(conn) = shared.conns.get(id).map(|c| c.clone()) {
+                    send(&conn);
+                }
+            }
+            Target::User(user) => {
+                if let Some(list) = shared.users.get(user) {
+                    list.iter().for_each(|c| send(c));
+                }
+            }
+            Target::Users(users) => {
+                let unique: HashSet<&UserId> = users.iter().collect();
+                for user in unique {
+                    if let Some(list) = shared.users.get(user) {
+                        list.iter().for_each(|c| send(c));
+                    }
+                }
+            }
+            Target::Role(role) => {
+                for list in &shared.users {
+                    for conn in list.iter() {
+                        if conn.user().is_some_and(|u| u.has_role(role)) {
+                            send(conn);
+                        }
+                    }
+                }
+            }
+        }
+        count
+    }
+}
+
+/// Validates an application message and serializes it once.
+fn app_frame(message: &Value) -> Result<Utf8Bytes, ServerError> {
+    match message.get("type") {
+        Some(Value::String(kind)) if !kind.is_empty() => Ok(Utf8Bytes::from(message.to_string())),
+        _ => Err(ServerError::request(
+            ErrorCode::BadRequest,
+            "message must be a JSON object with a non-empty string `type`",
+        )),
+    }
+}
+
+/// Server counters as JSON.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Open connections.
+    pub connections: usize,
+    /// Authenticated connections.
+    pub authenticated: usize,
+    /// Distinct connected users.
+    pub users: usize,
+    /// Rooms.
+    pub rooms: usize,
+    /// Frames received.
+    pub messages_in: u64,
+    /// Frames sent.
+    pub messages_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Messages dropped on full queues.
+    pub queue_drops: u64,
+    /// Time since start.
+    pub uptime_ms: u64,
+}
+
+/// Message ids: 16 hex digits of `(milliseconds << 12) + sequence`, strictly increasing
+/// on this node, so they sort as strings in acceptance order.
+#[derive(Debug, Default)]
+struct MessageIds {
+    last: AtomicU64,
+}
+
+impl MessageIds {
+    fn next(&self) -> MessageId {
+        let floor = now_ms() << 12;
+        let mut current = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = floor.max(current + 1);
+            match self.last.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return MessageId::new(format!("{next:016x}"))
+                        .unwrap_or_else(|e| unreachable!("hex ids are valid: {e}"));
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+/// Counts the bytes serde writes, without keeping them.
+struct ByteCounter(usize);
+
+impl Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_strictly_increase_as_strings() {
+        let ids = MessageIds::default();
+        let mut last = ids.next();
+        for _ in 0..10_000 {
+            let next = ids.next();
+            assert!(next > last, "{next} after {last}");
+            last = next;
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Roomcast server library: everything the `roomcast` binary runs, usable in-process by
+//! tests and by applications that embed the server.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), roomcast_server::ServerError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = roomcast_server::Config::dev();
+//! roomcast_server::run(listener, config, std::future::pending()).await
+//! # }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod broker;
+mod clock;
+pub mod config;
+mod error;
+pub mod hub;
+pub mod metrics;
+mod server;
+mod session;
+
+pub use clock::now_ms;
+pub use config::{Config, Settings};
+pub use error::ServerError;
+pub use hub::Hub;
+pub use server::{run, run_with, ws_config};

@@ -1,0 +1,131 @@
+//! The `roomcast` binary: reads the configuration (file, environment, flags), starts
+//! tracing, binds, and runs the server until SIGINT or SIGTERM. `roomcast token` prints a
+//! token signed with the configured secret.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use roomcast_protocol::{User, UserId};
+use roomcast_server::{Config, Settings};
+use tracing_subscriber::EnvFilter;
+
+/// Roomcast: a real-time messaging server for web apps (WebSocket at /ws, HTTP API at /api).
+///
+/// Every setting can be given as a flag, as an environment variable (shown in brackets),
+/// or in a TOML file passed with --config (same names in snake_case, e.g.
+/// `heartbeat_interval_ms = 25000`). Flags and environment win over the file.
+#[derive(Debug, Parser)]
+#[command(name = "roomcast", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file
+    #[arg(long, short, env = "ROOMCAST_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default)
+    Serve,
+    /// Print a client token signed with the configured secret
+    Token {
+        /// User id (the token's `sub`)
+        #[arg(long)]
+        user: String,
+        /// Role, repeatable
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime in seconds
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: u64,
+    },
+}
+
+#[allow(clippy::print_stdout)]
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let config = Config::from_settings(cli.settings.or(file))?;
+    match cli.command {
+        Some(Command::Token {
+            user,
+            roles,
+            name,
+            ttl_seconds,
+        }) => {
+            let user = User::new(UserId::new(user)?, name, roles, serde_json::Map::new());
+            let token = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false)
+                .issue(&user, Some(ttl_seconds))?;
+            println!("{token}");
+            Ok(())
+        }
+        Some(Command::Serve) | None => serve(config),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn serve(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ROOMCAST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        if config.dev {
+            let demo = User::new(
+                UserId::new("demo")?,
+                Some("Demo".into()),
+                vec!["admin".into()],
+                serde_json::Map::new(),
+            );
+            let token = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false)
+                .issue(&demo, Some(86_400))?;
+            println!("roomcast dev mode: NOT for production (well-known secret and API key)");
+            println!("  demo:       http://{addr}/");
+            println!("  websocket:  ws://{addr}/ws?token={token}");
+            println!("  api key:    {}", config.api_key);
+            println!("  jwt secret: {}", config.jwt_secret);
+            println!("  token (user demo, role admin, 24 h): {token}");
+        }
+        roomcast_server::run(listener, config, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("signal received");
+}

@@ -1,0 +1,166 @@
+//! Counters and gauges, exported as Prometheus text at `/metrics` and as JSON at
+//! `/api/stats`. Each server instance owns its own registry (no global recorder), so
+//! several servers in one process (the tests) never mix their numbers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use roomcast_protocol::ErrorCode;
+
+/// The `code` label of `roomcast_errors_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// The error code or close code.
+    pub code: String,
+}
+
+/// Every metric the server keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections (authenticated or not).
+    pub connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Authenticated connections.
+    pub authenticated: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Rooms that exist.
+    pub rooms: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Frames received from clients.
+    pub messages_in: Counter<u64, AtomicU64>,
+    /// Frames written to clients.
+    pub messages_out: Counter<u64, AtomicU64>,
+    /// Bytes received from clients (frame payloads).
+    pub bytes_in: Counter<u64, AtomicU64>,
+    /// Bytes written to clients (frame payloads).
+    pub bytes_out: Counter<u64, AtomicU64>,
+    /// `error` messages sent, by code.
+    pub errors: Family<CodeLabel, Counter<u64, AtomicU64>>,
+    /// Connections closed by the server, by close code.
+    pub closes: Family<CodeLabel, Counter<u64, AtomicU64>>,
+    /// Messages dropped because a connection's send queue was full.
+    pub queue_drops: Counter<u64, AtomicU64>,
+    /// Upgrades refused (total limit, bad token), by HTTP status.
+    pub refused: Family<CodeLabel, Counter<u64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("roomcast");
+        let m = Self {
+            registry: Registry::default(),
+            connections: Gauge::default(),
+            authenticated: Gauge::default(),
+            rooms: Gauge::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            errors: Family::default(),
+            closes: Family::default(),
+            queue_drops: Counter::default(),
+            refused: Family::default(),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connections_authenticated",
+            "Authenticated connections",
+            m.authenticated.clone(),
+        );
+        registry.register("rooms", "Rooms that exist", m.rooms.clone());
+        registry.register(
+            "messages_in",
+            "Frames received from clients",
+            m.messages_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Frames written to clients",
+            m.messages_out.clone(),
+        );
+        registry.register(
+            "bytes_in",
+            "Payload bytes received from clients",
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "Payload bytes written to clients",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "errors",
+            "Error messages sent to clients, by code",
+            m.errors.clone(),
+        );
+        registry.register(
+            "closes",
+            "Connections closed by the server, by close code",
+            m.closes.clone(),
+        );
+        registry.register(
+            "queue_drops",
+            "Messages dropped on a full send queue",
+            m.queue_drops.clone(),
+        );
+        registry.register(
+            "upgrades_refused",
+            "WebSocket upgrades refused, by HTTP status",
+            m.refused.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Counts an `error` sent with `code`.
+    pub fn error(&self, code: ErrorCode) {
+        self.errors
+            .get_or_create(&CodeLabel {
+                code: code.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a close with `code`.
+    pub fn close(&self, code: u16) {
+        self.closes
+            .get_or_create(&CodeLabel {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a refused upgrade with HTTP `status`.
+    pub fn refuse(&self, status: u16) {
+        self.refused
+            .get_or_create(&CodeLabel {
+                code: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// A value of a counter or gauge, for `/api/stats`.
+    pub fn read(counter: &Counter<u64, AtomicU64>) -> u64 {
+        counter.inner().load(Ordering::Relaxed)
+    }
+}

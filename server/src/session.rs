@@ -1,0 +1,484 @@
+//! One WebSocket connection: a reader loop (this task) and a writer task fed by the
+//! connection's bounded queue. The reader decodes each frame into a typed message at the
+//! edge and dispatches it; timers (auth timeout, heartbeat, token expiry) and the server's
+//! shutdown are branches of the same `select!`. When either side ends, the other is told
+//! to stop and the hub forgets the connection.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use roomcast_protocol::{
+    ClientFrame, ClientMessage, CloseCode, ErrorCode, RequestId, RoomName, ServerMessage, User,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tracing::{debug, info};
+
+use crate::ServerError;
+use crate::auth::Identity;
+use crate::clock::now_ms;
+use crate::hub::{ConnHandle, ConnectionPermit, Hub, Registration};
+
+/// `rate_limited` errors within [`ABUSE_WINDOW`] after which the connection is closed
+/// with 4008 (CONTRACT §8).
+const ABUSE_LIMIT: u32 = 100;
+const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+/// How long a closing connection may take to flush its queue and close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Frames the writer takes from its queue per flush.
+const WRITE_BATCH: usize = 64;
+
+/// Runs a connection to its end. `identity` is set when the upgrade carried a valid token.
+pub(crate) async fn run<S>(
+    hub: Hub,
+    ws: WebSocketStream<S>,
+    remote: std::net::SocketAddr,
+    compress: bool,
+    identity: Option<Identity>,
+    permit: ConnectionPermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Registration {
+        handle,
+        outbox,
+        close_rx,
+    } = hub.register(remote, compress);
+    debug!(client = %handle.id(), %remote, "connected");
+    let (sink, stream) = ws.split();
+    let mut writer = tokio::spawn(write_loop(
+        hub.clone(),
+        handle.clone(),
+        sink,
+        outbox,
+        close_rx,
+    ));
+    let mut session = Session::new(hub.clone(), handle.clone());
+    if let Some(identity) = identity {
+        session.on_identity(None, identity).await;
+    }
+    let writer_done = session.read_loop(stream, &mut writer).await;
+    // Make sure the writer ends: it flushes what is queued, sends the close frame (if the
+    // reader asked for one) and stops; a writer stuck on a dead socket is aborted.
+    handle.close(CloseCode::GoingAway);
+    if !writer_done
+        && tokio::time::timeout(CLOSE_GRACE, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+    hub.unregister(&handle).await;
+    drop(permit);
+    debug!(client = %handle.id(), "disconnected");
+}
+
+/// Writes queued frames, several per flush, until the queue closes or a close is asked.
+async fn write_loop<S>(
+    hub: Hub,
+    conn: Arc<ConnHandle>,
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut outbox: mpsc::Receiver<Utf8Bytes>,
+    mut close_rx: oneshot::Receiver<CloseCode>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut batch = Vec::new();
+    let code = loop {
+        tokio::select! {
+            biased;
+            code = &mut close_rx => break code.ok(),
+            n = outbox.recv_many(&mut batch, WRITE_BATCH) => {
+                if n == 0 {
+                    break None;
+                }
+                if write_batch(&hub, &conn, &mut sink, &mut batch).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let Some(code) = code else { return };
+    // Whatever was queued before the close (an `error` explaining it) goes out first.
+    while let Ok(frame) = outbox.try_recv() {
+        batch.push(frame);
+    }
+    let closing = async {
+        write_batch(&hub, &conn, &mut sink, &mut batch).await?;
+        let frame = CloseFrame {
+            code: WsCloseCode::from(code.code()),
+            reason: code.reason().into(),
+        };
+        sink.send(Message::Close(Some(frame))).await
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, closing).await;
+}
+
+async fn write_batch<S>(
+    hub: &Hub,
+    conn: &ConnHandle,
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    batch: &mut Vec<Utf8Bytes>,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let metrics = hub.metrics();
+    let count = batch.len() as u64;
+    for frame in batch.drain(..) {
+        metrics.bytes_out.inc_by(frame.len() as u64);
+        sink.feed(Message::Text(frame)).await?;
+    }
+    metrics.messages_out.inc_by(count);
+    conn.messages_out
+        .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+    sink.flush().await
+}
+
+/// The reader side's state.
+struct Session {
+    hub: Hub,
+    conn: Arc<ConnHandle>,
+    user: Option<Arc<User>>,
+    expires_at: Option<Instant>,
+    limiter: DefaultDirectRateLimiter,
+    abuse_window: Instant,
+    abuse_count: u32,
+    closing: bool,
+}
+
+/// The heartbeat's two phases: waiting to send the next `ping`, or waiting for any frame
+/// after one.
+enum Heartbeat {
+    Idle,
+    Awaiting { sent: Instant },
+}
+
+impl Session {
+    fn new(hub: Hub, conn: Arc<ConnHandle>) -> Self {
+        let config = hub.config();
+        let per_sec = NonZeroU32::new(config.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
+        let limiter = RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst));
+        Self {
+            hub,
+            conn,
+            user: None,
+            expires_at: None,
+            limiter,
+            abuse_window: Instant::now(),
+            abuse_count: 0,
+            closing: false,
+        }
+    }
+
+    /// Reads until the connection ends; returns whether the writer task already finished.
+    async fn read_loop<S>(
+        &mut self,
+        mut stream: SplitStream<WebSocketStream<S>>,
+        writer: &mut tokio::task::JoinHandle<()>,
+    ) -> bool
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let config = self.hub.config().clone();
+        let shutdown = self.hub.shutdown_token().clone();
+        let auth_deadline = Instant::now() + config.auth_timeout;
+        let mut last_frame = Instant::now();
+        let mut heartbeat = Heartbeat::Idle;
+        let heartbeat_timer = tokio::time::sleep(config.heartbeat_interval);
+        tokio::pin!(heartbeat_timer);
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        while !self.closing {
+            let expiry = self.expires_at.unwrap_or(far);
+            tokio::select! {
+                frame = stream.next() => {
+                    last_frame = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                        Some(Ok(Message::Binary(_))) => {
+                            self.count_in(0);
+                            if self.within_rate(None) {
+                                self.error(None, ErrorCode::BadRequest, "binary frames are not supported: send JSON text frames");
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | None => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(WsError::Capacity(err))) => {
+                            info!(client = %self.conn.id(), cause = %err, "frame over the size limit");
+                            self.close(CloseCode::TooBig);
+                        }
+                        Some(Err(err)) => {
+                            debug!(client = %self.conn.id(), cause = %err, "read failed");
+                            break;
+                        }
+                    }
+                }
+                _ = &mut *writer => return true,
+                () = &mut heartbeat_timer => match heartbeat {
+                    Heartbeat::Idle => {
+                        self.hub.send(&self.conn, &ServerMessage::Ping { timestamp: now_ms() });
+                        let sent = Instant::now();
+                        heartbeat = Heartbeat::Awaiting { sent };
+                        heartbeat_timer.as_mut().reset(sent + config.heartbeat_timeout);
+                    }
+                    Heartbeat::Awaiting { sent } => {
+                        if last_frame >= sent {
+                            heartbeat = Heartbeat::Idle;
+                            heartbeat_timer.as_mut().reset(sent + config.heartbeat_interval);
+                        } else {
+                            info!(client = %self.conn.id(), "heartbeat timeout");
+                            self.close(CloseCode::HeartbeatTimeout);
+                        }
+                    }
+                },
+                () = sleep_until(auth_deadline), if self.user.is_none() => {
+                    info!(client = %self.conn.id(), "auth timeout");
+                    self.close(CloseCode::AuthFailed);
+                }
+                () = sleep_until(expiry), if self.expires_at.is_some() => {
+                    info!(client = %self.conn.id(), "token expired");
+                    self.close(CloseCode::AuthFailed);
+                }
+                () = shutdown.cancelled() => self.close(CloseCode::GoingAway),
+            }
+        }
+        false
+    }
+
+    fn count_in(&self, bytes: usize) {
+        let metrics = self.hub.metrics();
+        metrics.messages_in.inc();
+        metrics.bytes_in.inc_by(bytes as u64);
+        self.conn
+            .messages_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Applies the rate limit; answers `rate_limited` (or closes with 4008 on abuse).
+    fn within_rate(&mut self, id: Option<&RequestId>) -> bool {
+        if self.limiter.check().is_ok() {
+            return true;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.abuse_window) > ABUSE_WINDOW {
+            self.abuse_window = now;
+            self.abuse_count = 0;
+        }
+        self.abuse_count += 1;
+        if self.abuse_count > ABUSE_LIMIT {
+            info!(client = %self.conn.id(), "rate limit abuse");
+            self.close(CloseCode::RateLimitAbuse);
+        } else {
+            self.error(
+                id.cloned(),
+                ErrorCode::RateLimited,
+                "too many messages: slow down",
+            );
+        }
+        false
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        self.count_in(text.len());
+        let frame = match ClientFrame::decode(text) {
+            Ok(frame) => frame,
+            Err(err) => {
+                if self.within_rate(err.id.as_ref()) {
+                    self.error(err.id, ErrorCode::BadRequest, err.error.to_string());
+                }
+                return;
+            }
+        };
+        let ClientFrame { id, message } = frame;
+        if matches!(message, ClientMessage::Pong) {
+            return;
+        }
+        if !self.within_rate(id.as_ref()) {
+            return;
+        }
+        if self.user.is_none() {
+            match message {
+                ClientMessage::Auth { token } => self.on_auth(id, &token).await,
+                other => self.error(
+                    id,
+                    ErrorCode::NotAuthenticated,
+                    format!("authenticate first: send `auth` before `{}`", other.kind()),
+                ),
+            }
+            return;
+        }
+        let result = self.dispatch(id.as_ref(), message).await;
+        match (result, id) {
+            (Ok(Some(data)), Some(id)) => {
+                self.hub.send(&self.conn, &ServerMessage::reply(id, data))
+            }
+            (Ok(_), _) => {}
+            (Err(err), id) => self.error(id, err.code(), err.public_message()),
+        }
+    }
+
+    /// Handles a message from an authenticated connection. `Ok(Some(data))` is the reply
+    /// data; `Ok(None)` means the answer was already sent.
+    async fn dispatch(
+        &mut self,
+        id: Option<&RequestId>,
+        message: ClientMessage,
+    ) -> Result<Option<Value>, ServerError> {
+        match message {
+            ClientMessage::Auth { token } => {
+                self.on_refresh(id, &token);
+                Ok(None)
+            }
+            ClientMessage::Ping => {
+                self.hub.send(
+                    &self.conn,
+                    &ServerMessage::Pong {
+                        id: id.cloned(),
+                        timestamp: now_ms(),
+                    },
+                );
+                Ok(None)
+            }
+            ClientMessage::Pong => Ok(None),
+            ClientMessage::Join { room, since: _ } => {
+                // Replay from `since` needs stored history, which arrives with the store.
+                let joined = self.hub.join(&self.conn, &room).await?;
+                Ok(Some(json!(joined)))
+            }
+            ClientMessage::Leave { room } => {
+                self.hub.leave(&self.conn, &room).await?;
+                Ok(Some(json!({ "room": room })))
+            }
+            ClientMessage::Chat { room, content } => {
+                let (id, timestamp) = self.hub.chat(&self.conn, &room, content).await?;
+                Ok(Some(
+                    json!({ "id": id, "room": room, "timestamp": timestamp }),
+                ))
+            }
+            ClientMessage::Private { .. }
+            | ClientMessage::History { .. }
+            | ClientMessage::Ack { .. }
+            | ClientMessage::MarkRead { .. }
+            | ClientMessage::Subscribe { .. }
+            | ClientMessage::Unsubscribe { .. } => Err(ServerError::request(
+                ErrorCode::BadRequest,
+                format!("`{}` is not available on this server yet", message.kind()),
+            )),
+            ClientMessage::Custom(custom) => Err(ServerError::request(
+                ErrorCode::BadRequest,
+                format!(
+                    "unknown message type `{}` (no application handler is configured)",
+                    custom.kind
+                ),
+            )),
+        }
+    }
+
+    async fn on_auth(&mut self, id: Option<RequestId>, token: &str) {
+        match self.hub.auth().verify(token) {
+            Ok(identity) => self.on_identity(id, identity).await,
+            Err(reason) => {
+                self.error(id, ErrorCode::AuthFailed, reason);
+                self.close(CloseCode::AuthFailed);
+            }
+        }
+    }
+
+    /// A verified identity for a connection that had none: enforce the per-user limit,
+    /// send `auth_ok`, join the default rooms.
+    async fn on_identity(&mut self, id: Option<RequestId>, identity: Identity) {
+        let user = match self.hub.authenticate(&self.conn, &identity) {
+            Ok(user) => user,
+            Err(err) => {
+                self.error(id, err.code(), err.public_message());
+                self.close(CloseCode::ConnectionLimit);
+                return;
+            }
+        };
+        self.user = Some(user.clone());
+        self.set_expiry(identity.expires_at);
+        let rooms: Vec<RoomName> = self.hub.config().default_rooms.clone();
+        self.hub.send(
+            &self.conn,
+            &self.auth_ok(&user, identity.expires_at, rooms.clone()),
+        );
+        for room in &rooms {
+            if let Err(err) = self.hub.join(&self.conn, room).await {
+                self.error(
+                    None,
+                    err.code(),
+                    format!("default room {room}: {}", err.public_message()),
+                );
+            }
+        }
+        if let Some(id) = id {
+            let data = json!({ "clientId": self.conn.id(), "userId": user.user_id });
+            self.hub.send(&self.conn, &ServerMessage::reply(id, data));
+        }
+        info!(client = %self.conn.id(), user = %user.user_id, "authenticated");
+    }
+
+    fn on_refresh(&mut self, id: Option<&RequestId>, token: &str) {
+        let identity = match self.hub.auth().verify(token) {
+            Ok(identity) => identity,
+            Err(reason) => {
+                self.error(id.cloned(), ErrorCode::AuthFailed, reason);
+                self.close(CloseCode::AuthFailed);
+                return;
+            }
+        };
+        match self.hub.refresh(&self.conn, &identity) {
+            Ok(user) => {
+                self.set_expiry(identity.expires_at);
+                let rooms = self.conn.state().rooms.iter().cloned().collect();
+                self.hub
+                    .send(&self.conn, &self.auth_ok(&user, identity.expires_at, rooms));
+                if let Some(id) = id {
+                    let data = json!({ "clientId": self.conn.id(), "userId": user.user_id, "expiresAt": identity.expires_at });
+                    self.hub
+                        .send(&self.conn, &ServerMessage::reply(id.clone(), data));
+                }
+            }
+            Err(err) => self.error(id.cloned(), err.code(), err.public_message()),
+        }
+    }
+
+    fn auth_ok(&self, user: &User, expires_at: Option<u64>, rooms: Vec<RoomName>) -> ServerMessage {
+        ServerMessage::AuthOk {
+            client_id: self.conn.id().clone(),
+            user_id: user.user_id.clone(),
+            user: user.clone(),
+            rooms,
+            expires_at,
+            timestamp: now_ms(),
+        }
+    }
+
+    fn set_expiry(&mut self, expires_at: Option<u64>) {
+        self.expires_at = expires_at
+            .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_ms())));
+    }
+
+    fn error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        self.hub.metrics().error(code);
+        self.hub
+            .send(&self.conn, &ServerMessage::error(id, code, message));
+    }
+
+    fn close(&mut self, code: CloseCode) {
+        self.hub.metrics().close(code.code());
+        self.conn.close(code);
+        self.closing = true;
+    }
+}

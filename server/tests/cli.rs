@@ -1,0 +1,1 @@
+//! Tests of the roomcast binary as a process (being written).

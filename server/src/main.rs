@@ -73,7 +73,6 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 fn serve(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -87,24 +86,31 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         if config.dev {
-            let demo = User::new(
-                UserId::new("demo")?,
-                Some("Demo".into()),
-                vec!["admin".into()],
-                serde_json::Map::new(),
-            );
-            let token = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false)
-                .issue(&demo, Some(86_400))?;
-            println!("roomcast dev mode: NOT for production (well-known secret and API key)");
-            println!("  demo:       http://{addr}/");
-            println!("  websocket:  ws://{addr}/ws?token={token}");
-            println!("  api key:    {}", config.api_key);
-            println!("  jwt secret: {}", config.jwt_secret);
-            println!("  token (user demo, role admin, 24 h): {token}");
+            print_dev_banner(&config, addr)?;
         }
         roomcast_server::run(listener, config, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Dev mode: says so loudly, and prints the well-known credentials and demo tokens.
+#[allow(clippy::print_stdout)]
+fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let auth = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false);
+    let token = |id: &str, name: &str| -> anyhow::Result<String> {
+        let user = User::new(UserId::new(id)?, Some(name.into()), vec!["admin".into()], serde_json::Map::new());
+        Ok(auth.issue(&user, Some(86_400))?)
+    };
+    let alice = token("alice", "Alice")?;
+    let bob = token("bob", "Bob")?;
+    println!("roomcast dev mode: NOT for production (well-known secret and API key)");
+    println!("  demo as Alice: http://{addr}/?token={alice}");
+    println!("  demo as Bob:   http://{addr}/?token={bob}");
+    println!("  websocket:     ws://{addr}/ws?token={alice}");
+    println!("  api key:       {}", config.api_key);
+    println!("  jwt secret:    {}", config.jwt_secret);
+    println!("  token (alice, role admin, 24 h): {alice}");
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

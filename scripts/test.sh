@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every check and test of the repository: formatting, clippy, the wasm32 build of the
+# shared protocol crate and the SDK, and every unit and end-to-end test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== wasm32 build (protocol, client-wasm)"
+cargo build --locked -p roomcast-protocol -p roomcast-client --target wasm32-unknown-unknown
+echo "== cargo test"
+cargo test --workspace --locked
+echo "== all checks passed"

@@ -63,6 +63,10 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
+        // Roomcast has no audience of its own; an `aud` an issuer adds is not a reason to
+        // refuse the token.
+        validation.validate_aud = false;
         let mut required: HashSet<String> = HashSet::from(["sub".to_owned()]);
         if !allow_no_exp {
             required.insert("exp".to_owned());

@@ -98,7 +98,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
 fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let auth = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false);
     let token = |id: &str, name: &str| -> anyhow::Result<String> {
-        let user = User::new(UserId::new(id)?, Some(name.into()), vec!["admin".into()], serde_json::Map::new());
+        let user = User::new(
+            UserId::new(id)?,
+            Some(name.into()),
+            vec!["admin".into()],
+            serde_json::Map::new(),
+        );
         Ok(auth.issue(&user, Some(86_400))?)
     };
     let alice = token("alice", "Alice")?;

@@ -55,7 +55,7 @@ pub(crate) async fn run<S>(
         close_rx,
     } = hub.register(remote, compress);
     debug!(client = %handle.id(), %remote, "connected");
-    let (sink, stream) = ws.split();
+    let (sink, mut stream) = ws.split();
     let mut writer = tokio::spawn(write_loop(
         hub.clone(),
         handle.clone(),
@@ -67,18 +67,27 @@ pub(crate) async fn run<S>(
     if let Some(identity) = identity {
         session.on_identity(None, identity).await;
     }
-    let writer_done = session.read_loop(stream, &mut writer).await;
+    let writer_done = session.read_loop(&mut stream, &mut writer).await;
     // Make sure the writer ends: it flushes what is queued, sends the close frame (if the
-    // reader asked for one) and stops; a writer stuck on a dead socket is aborted.
-    handle.close(CloseCode::GoingAway);
-    if !writer_done
-        && tokio::time::timeout(CLOSE_GRACE, &mut writer)
-            .await
-            .is_err()
-    {
+    // reader asked for one) and stops. Then finish the closing handshake: read and drop
+    // what the client still sends until its close arrives, because closing a socket with
+    // unread data resets it and the client would lose our close code. A writer stuck on a
+    // dead socket is aborted.
+    handle.stop_writer();
+    hub.unregister(&handle).await;
+    let finish = async {
+        if !writer_done {
+            let _ = (&mut writer).await;
+        }
+        while let Some(Ok(frame)) = stream.next().await {
+            if frame.is_close() {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(CLOSE_GRACE, finish).await.is_err() {
         writer.abort();
     }
-    hub.unregister(&handle).await;
     drop(permit);
     debug!(client = %handle.id(), "disconnected");
 }
@@ -89,7 +98,7 @@ async fn write_loop<S>(
     conn: Arc<ConnHandle>,
     mut sink: SplitSink<WebSocketStream<S>, Message>,
     mut outbox: mpsc::Receiver<Utf8Bytes>,
-    mut close_rx: oneshot::Receiver<CloseCode>,
+    mut close_rx: oneshot::Receiver<Option<CloseCode>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -97,7 +106,7 @@ async fn write_loop<S>(
     let code = loop {
         tokio::select! {
             biased;
-            code = &mut close_rx => break code.ok(),
+            signal = &mut close_rx => break signal.ok().flatten(),
             n = outbox.recv_many(&mut batch, WRITE_BATCH) => {
                 if n == 0 {
                     break None;
@@ -108,12 +117,17 @@ async fn write_loop<S>(
             }
         }
     };
-    let Some(code) = code else { return };
-    // Whatever was queued before the close (an `error` explaining it) goes out first.
-    while let Ok(frame) = outbox.try_recv() {
-        batch.push(frame);
-    }
     let closing = async {
+        let Some(code) = code else {
+            // The reader is done (the client closed or vanished): answer its close, if
+            // any, and stop.
+            return sink.close().await;
+        };
+        hub.metrics().close(code.code());
+        // Whatever was queued before the close (an `error` explaining it) goes out first.
+        while let Ok(frame) = outbox.try_recv() {
+            batch.push(frame);
+        }
         write_batch(&hub, &conn, &mut sink, &mut batch).await?;
         let frame = CloseFrame {
             code: WsCloseCode::from(code.code()),
@@ -185,7 +199,7 @@ impl Session {
     /// Reads until the connection ends; returns whether the writer task already finished.
     async fn read_loop<S>(
         &mut self,
-        mut stream: SplitStream<WebSocketStream<S>>,
+        stream: &mut SplitStream<WebSocketStream<S>>,
         writer: &mut tokio::task::JoinHandle<()>,
     ) -> bool
     where
@@ -321,7 +335,7 @@ impl Session {
         let result = self.dispatch(id.as_ref(), message).await;
         match (result, id) {
             (Ok(Some(data)), Some(id)) => {
-                self.hub.send(&self.conn, &ServerMessage::reply(id, data))
+                self.hub.send(&self.conn, &ServerMessage::reply(id, data));
             }
             (Ok(_), _) => {}
             (Err(err), id) => self.error(id, err.code(), err.public_message()),
@@ -441,7 +455,15 @@ impl Session {
         match self.hub.refresh(&self.conn, &identity) {
             Ok(user) => {
                 self.set_expiry(identity.expires_at);
-                let rooms = self.conn.state().rooms.iter().cloned().collect();
+                let rooms = {
+                    let state = self.conn.state();
+                    let defaults = &self.hub.config().default_rooms;
+                    defaults
+                        .iter()
+                        .filter(|r| state.rooms.contains(*r))
+                        .cloned()
+                        .collect()
+                };
                 self.hub
                     .send(&self.conn, &self.auth_ok(&user, identity.expires_at, rooms));
                 if let Some(id) = id {
@@ -477,7 +499,6 @@ impl Session {
     }
 
     fn close(&mut self, code: CloseCode) {
-        self.hub.metrics().close(code.code());
         self.conn.close(code);
         self.closing = true;
     }

@@ -150,7 +150,7 @@ pub async fn put_data(segment: String, hub: Hub, body: Value) -> Response {
 pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> Response {
     done((|| {
         let options = body.options().map_err(bad)?;
-        let (info, created) = hub.create_room(body.name, options);
+        let (info, created) = hub.create_room(&body.name, options);
         let status = if created {
             StatusCode::CREATED
         } else {
@@ -184,7 +184,7 @@ pub async fn delete_room(segment: String, hub: Hub) -> Response {
 pub async fn add_member(room: String, client: String, hub: Hub) -> Response {
     let result = async {
         let name = room_name(&room)?;
-        let conn = hub.connection(&client_id(&client)?)?;
+        let conn = hub.authenticated_connection(&client_id(&client)?)?;
         let joined = hub.join(&conn, &name).await?;
         ok(&joined)
     };
@@ -195,7 +195,7 @@ pub async fn remove_member(room: String, client: String, hub: Hub) -> Response {
     let result = async {
         let name = room_name(&room)?;
         let conn = hub.connection(&client_id(&client)?)?;
-        hub.leave(&conn, &name).await?;
+        hub.remove_member(&conn, &name).await?;
         ok(&json!({ "room": name, "clientId": conn.id() }))
     };
     done(result.await)

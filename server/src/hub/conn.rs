@@ -36,7 +36,7 @@ pub struct ConnHandle {
     pub(crate) connected_at: Timestamp,
     pub(crate) compress: bool,
     tx: mpsc::Sender<Utf8Bytes>,
-    close_tx: Mutex<Option<oneshot::Sender<CloseCode>>>,
+    close_tx: Mutex<Option<oneshot::Sender<Option<CloseCode>>>>,
     state: Mutex<ConnState>,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
@@ -58,7 +58,7 @@ impl ConnHandle {
         compress: bool,
         connected_at: Timestamp,
         tx: mpsc::Sender<Utf8Bytes>,
-        close_tx: oneshot::Sender<CloseCode>,
+        close_tx: oneshot::Sender<Option<CloseCode>>,
     ) -> Self {
         Self {
             id,
@@ -96,8 +96,18 @@ impl ConnHandle {
 
     /// Asks the connection task to close with `code`; later calls are no-ops.
     pub(crate) fn close(&self, code: CloseCode) {
+        self.signal_writer(Some(code));
+    }
+
+    /// Tells the writer the reader is done, without a close code of our own (the client
+    /// closed, or the socket failed); no-op after [`Self::close`].
+    pub(crate) fn stop_writer(&self) {
+        self.signal_writer(None);
+    }
+
+    fn signal_writer(&self, signal: Option<CloseCode>) {
         if let Some(tx) = lock(&self.close_tx).take() {
-            let _ = tx.send(code);
+            let _ = tx.send(signal);
         }
     }
 

@@ -85,7 +85,7 @@ impl Drop for ConnectionPermit {
 pub(crate) struct Registration {
     pub handle: Arc<ConnHandle>,
     pub outbox: mpsc::Receiver<Utf8Bytes>,
-    pub close_rx: oneshot::Receiver<CloseCode>,
+    pub close_rx: oneshot::Receiver<Option<CloseCode>>,
 }
 
 /// The result of a join.
@@ -417,6 +417,7 @@ impl Hub {
         let mut first = false;
         if !already {
             members.conns.insert(conn.id.clone(), conn.clone());
+            let seq = members.next_seq;
             let presence = members
                 .users
                 .entry(user.user_id.clone())
@@ -425,19 +426,17 @@ impl Hub {
                     Presence {
                         user: user.clone(),
                         connections: 0,
+                        seq,
                     }
                 });
             presence.connections += 1;
+            if first {
+                members.next_seq += 1;
+            }
         }
-        let users: Vec<User> = members
-            .users
-            .values()
-            .take(limit)
-            .map(|p| (*p.user).clone())
-            .collect();
         let list = ServerMessage::UserList {
             room: room.name.clone(),
-            users,
+            users: members.user_list(limit),
             count: members.users.len() as u64,
             timestamp: now_ms(),
         };
@@ -615,7 +614,7 @@ impl Hub {
     /// `not_found` for an unknown client, `bad_request` for a bad message.
     pub fn send_to_client(&self, id: &ClientId, message: &Value) -> Result<(), ServerError> {
         let frame = app_frame(message)?;
-        let conn = self.connection(id)?;
+        let conn = self.authenticated_connection(id)?;
         if self.send_frame(&conn, &frame) {
             Ok(())
         } else {
@@ -636,6 +635,44 @@ impl Hub {
             .get(id)
             .map(|c| c.clone())
             .ok_or_else(|| ServerError::request(ErrorCode::NotFound, format!("no connection {id}")))
+    }
+
+    /// An authenticated connection by id: the API does not message or seat a connection
+    /// that has not said who it is.
+    ///
+    /// # Errors
+    /// `not_found`, also for a connection still authenticating.
+    pub fn authenticated_connection(&self, id: &ClientId) -> Result<Arc<ConnHandle>, ServerError> {
+        let conn = self.connection(id)?;
+        if conn.user().is_none() {
+            return Err(ServerError::request(
+                ErrorCode::NotFound,
+                format!("connection {id} has not authenticated"),
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// Removes a member on the application's behalf (`DELETE /api/rooms/...`): it leaves
+    /// like any member, and since it did not ask, it gets a `user_leave` about itself.
+    ///
+    /// # Errors
+    /// `not_member`.
+    pub async fn remove_member(
+        &self,
+        conn: &ConnHandle,
+        name: &RoomName,
+    ) -> Result<(), ServerError> {
+        self.leave(conn, name).await?;
+        if let Some(user) = conn.user() {
+            let notice = ServerMessage::UserLeave {
+                room: name.clone(),
+                user: (*user).clone(),
+                timestamp: now_ms(),
+            };
+            self.send(conn, &notice);
+        }
+        Ok(())
     }
 
     /// Every connection (or only authenticated ones), oldest first.
@@ -675,7 +712,7 @@ impl Hub {
 
     /// Creates a room through the API, or updates the options of an existing one (which
     /// then stays until deleted). Returns its info and whether it was created.
-    pub fn create_room(&self, name: RoomName, options: RoomOptions) -> (RoomInfo, bool) {
+    pub fn create_room(&self, name: &RoomName, options: RoomOptions) -> (RoomInfo, bool) {
         let mut created = false;
         let room = self
             .shared
@@ -728,7 +765,7 @@ impl Hub {
         let members: Vec<Arc<ConnHandle>> = room.members().conns.values().cloned().collect();
         for conn in &members {
             // A member that left meanwhile is fine: not_member is the expected race.
-            let _ = self.leave(conn, name).await;
+            let _ = self.remove_member(conn, name).await;
         }
         self.shared
             .rooms
@@ -803,7 +840,9 @@ impl LocalDelivery for Hub {
                 }
             }
             Target::Client(id) => {
-                if let Some(conn) = shared.conns.get(id).map(|c| c.clone()) {
+                if let Some(conn) = shared.conns.get(id).map(|c| c.clone())
+                    && conn.user().is_some()
+                {
                     send(&conn);
                 }
             }

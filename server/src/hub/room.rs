@@ -49,6 +49,8 @@ impl Default for RoomOptions {
 pub(crate) struct Presence {
     pub user: Arc<User>,
     pub connections: usize,
+    /// Join order, so `user_list` can list the first members when it must truncate.
+    pub seq: u64,
 }
 
 /// Who is in a room.
@@ -58,6 +60,22 @@ pub(crate) struct Members {
     pub users: HashMap<UserId, Presence>,
     /// Set when the room is removed from the hub; a joiner that finds it set retries.
     pub removed: bool,
+    /// The next [`Presence::seq`].
+    pub next_seq: u64,
+}
+
+impl Members {
+    /// Up to `limit` users, in the order they joined. Truncating costs O(n) only in rooms
+    /// over the limit, and never a frame per member.
+    pub fn user_list(&self, limit: usize) -> Vec<User> {
+        let mut present: Vec<&Presence> = self.users.values().collect();
+        if present.len() > limit {
+            present.select_nth_unstable_by_key(limit, |p| p.seq);
+            present.truncate(limit);
+        }
+        present.sort_unstable_by_key(|p| p.seq);
+        present.into_iter().map(|p| (*p.user).clone()).collect()
+    }
 }
 
 /// One room.

@@ -321,7 +321,7 @@ impl Client {
                 .expect("timed out waiting for close");
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    seen.push(serde_json::from_str(&text).expect("JSON"))
+                    seen.push(serde_json::from_str(&text).expect("JSON"));
                 }
                 Some(Ok(Message::Close(Some(frame)))) => {
                     return (seen, Closed::Code(u16::from(frame.code)));

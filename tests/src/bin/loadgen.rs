@@ -89,8 +89,7 @@ async fn main() -> anyhow::Result<()> {
                 let after = rss_kib(pid)?;
                 let per_conn = (after.saturating_sub(before) as f64 * 1024.0) / connections as f64;
                 println!(
-                    "server RSS: {before} KiB before, {after} KiB after: {:.0} bytes per idle connection",
-                    per_conn
+                    "server RSS: {before} KiB before, {after} KiB after: {per_conn:.0} bytes per idle connection"
                 );
             }
             tokio::time::sleep(Duration::from_secs(hold_secs)).await;

@@ -7,7 +7,8 @@ mod models;
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 use roomcast_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -169,6 +170,7 @@ enum ApiRejection {
     MissingKey,
     WrongKey,
     Body(String),
+    TooLarge,
 }
 
 impl warp::reject::Reject for ApiRejection {}
@@ -196,15 +198,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A JSON body of type `T`; anything else is a 400 that says what was wrong.
+/// A JSON body of type `T`; anything else is a 400 that says what was wrong, and a body
+/// over [`MAX_BODY`] (chunked or not) is a 413.
 fn json_body<T: DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone
 {
-    warp::body::content_length_limit(MAX_BODY)
-        .and(warp::body::bytes())
-        .and_then(|body: Bytes| async move {
-            serde_json::from_slice::<T>(&body)
-                .map_err(|e| warp::reject::custom(ApiRejection::Body(format!("invalid body: {e}"))))
-        })
+    warp::body::stream().and_then(|stream| async move {
+        let body = read_capped(stream).await?;
+        serde_json::from_slice::<T>(&body)
+            .map_err(|e| warp::reject::custom(ApiRejection::Body(format!("invalid body: {e}"))))
+    })
+}
+
+/// Reads a body up to [`MAX_BODY`] bytes, whether or not it declares its length.
+async fn read_capped<B: Buf>(
+    stream: impl Stream<Item = Result<B, warp::Error>>,
+) -> Result<Bytes, Rejection> {
+    let limit = usize::try_from(MAX_BODY).unwrap_or(usize::MAX);
+    let mut body = BytesMut::new();
+    tokio::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            warp::reject::custom(ApiRejection::Body(format!("cannot read body: {e}")))
+        })?;
+        if body.len() + chunk.remaining() > limit {
+            return Err(warp::reject::custom(ApiRejection::TooLarge));
+        }
+        body.put(chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// The error body of every failed API call: `{"error":{"code","message"}}`.
@@ -248,24 +269,17 @@ async fn rejection(err: Rejection) -> Result<Response, Infallible> {
             ApiRejection::Body(message) => {
                 error_reply(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
             }
+            ApiRejection::TooLarge => error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::TooLarge,
+                "request body over 1 MiB",
+            ),
         }
-    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
-        error_reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::TooLarge,
-            "request body over 1 MiB",
-        )
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         error_reply(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::BadRequest,
             "method not allowed on this route",
-        )
-    } else if err.find::<warp::reject::LengthRequired>().is_some() {
-        error_reply(
-            StatusCode::LENGTH_REQUIRED,
-            ErrorCode::BadRequest,
-            "a Content-Length header is required",
         )
     } else if err.is_not_found() {
         error_reply(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")

@@ -179,7 +179,7 @@ fn upgrade(
     };
     let config = ws_config(hub.config().max_frame_bytes);
     let compress = query.compress;
-    sockets.spawn(async move {
+    let task = async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(upgraded) => upgraded,
             Err(err) => {
@@ -191,7 +191,8 @@ fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         session::run(hub, ws, remote, compress, identity, permit).await;
-    });
+    };
+    sockets.spawn(task);
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(CONNECTION, "upgrade")

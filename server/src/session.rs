@@ -65,7 +65,7 @@ pub(crate) async fn run<S>(
     ));
     let mut session = Session::new(hub.clone(), handle.clone());
     if let Some(identity) = identity {
-        session.on_identity(None, identity).await;
+        Box::pin(session.on_identity(None, identity)).await;
     }
     let writer_done = session.read_loop(&mut stream, &mut writer).await;
     // Make sure the writer ends: it flushes what is queued, sends the close frame (if the
@@ -74,7 +74,7 @@ pub(crate) async fn run<S>(
     // unread data resets it and the client would lose our close code. A writer stuck on a
     // dead socket is aborted.
     handle.stop_writer();
-    hub.unregister(&handle).await;
+    Box::pin(hub.unregister(&handle)).await;
     let finish = async {
         if !writer_done {
             let _ = (&mut writer).await;
@@ -205,21 +205,35 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let config = self.hub.config().clone();
+        let (interval, timeout, auth_timeout) = {
+            let config = self.hub.config();
+            (
+                config.heartbeat_interval,
+                config.heartbeat_timeout,
+                config.auth_timeout,
+            )
+        };
         let shutdown = self.hub.shutdown_token().clone();
-        let auth_deadline = Instant::now() + config.auth_timeout;
+        let auth_deadline = Instant::now() + auth_timeout;
         let mut last_frame = Instant::now();
         let mut heartbeat = Heartbeat::Idle;
-        let heartbeat_timer = tokio::time::sleep(config.heartbeat_interval);
+        let heartbeat_timer = tokio::time::sleep(interval);
         tokio::pin!(heartbeat_timer);
-        let far = Instant::now() + Duration::from_secs(86_400 * 365);
         while !self.closing {
-            let expiry = self.expires_at.unwrap_or(far);
+            // Before auth the auth timeout is the deadline, after it the token's expiry:
+            // one timer serves both.
+            let deadline = if self.user.is_none() {
+                Some(auth_deadline)
+            } else {
+                self.expires_at
+            };
             tokio::select! {
                 frame = stream.next() => {
                     last_frame = Instant::now();
                     match frame {
-                        Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                        // Boxed: handling a message needs a deep future that an idle
+                        // connection should not carry in its task's allocation.
+                        Some(Ok(Message::Text(text))) => Box::pin(self.on_text(&text)).await,
                         Some(Ok(Message::Binary(_))) => {
                             self.count_in(0);
                             if self.within_rate(None) {
@@ -244,24 +258,21 @@ impl Session {
                         self.hub.send(&self.conn, &ServerMessage::Ping { timestamp: now_ms() });
                         let sent = Instant::now();
                         heartbeat = Heartbeat::Awaiting { sent };
-                        heartbeat_timer.as_mut().reset(sent + config.heartbeat_timeout);
+                        heartbeat_timer.as_mut().reset(sent + timeout);
                     }
                     Heartbeat::Awaiting { sent } => {
                         if last_frame >= sent {
                             heartbeat = Heartbeat::Idle;
-                            heartbeat_timer.as_mut().reset(sent + config.heartbeat_interval);
+                            heartbeat_timer.as_mut().reset(sent + interval);
                         } else {
                             info!(client = %self.conn.id(), "heartbeat timeout");
                             self.close(CloseCode::HeartbeatTimeout);
                         }
                     }
                 },
-                () = sleep_until(auth_deadline), if self.user.is_none() => {
-                    info!(client = %self.conn.id(), "auth timeout");
-                    self.close(CloseCode::AuthFailed);
-                }
-                () = sleep_until(expiry), if self.expires_at.is_some() => {
-                    info!(client = %self.conn.id(), "token expired");
+                () = sleep_until(deadline.unwrap_or(auth_deadline)), if deadline.is_some() => {
+                    let why = if self.user.is_none() { "auth timeout" } else { "token expired" };
+                    info!(client = %self.conn.id(), why, "closing");
                     self.close(CloseCode::AuthFailed);
                 }
                 () = shutdown.cancelled() => self.close(CloseCode::GoingAway),

@@ -197,6 +197,20 @@ impl Config {
         .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
     }
 
+    /// The token secret alone, validated as [`Self::from_settings`] does: what signing a
+    /// token needs (the API key is not).
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] outside dev mode without a secret or with the development one.
+    pub fn jwt_secret(s: &Settings) -> Result<String, ServerError> {
+        required(
+            s.dev.unwrap_or(false),
+            s.jwt_secret.clone(),
+            DEV_JWT_SECRET,
+            "jwt_secret / ROOMCAST_JWT_SECRET",
+        )
+    }
+
     /// Validates settings and fills in defaults.
     ///
     /// # Errors

@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 /// Every setting can be given as a flag, as an environment variable (shown in brackets),
 /// or in a TOML file passed with --config (same names in snake_case, e.g.
 /// `heartbeat_interval_ms = 25000`). Flags and environment win over the file.
+/// Logging follows ROOMCAST_LOG (a tracing filter such as `info` or `roomcast_server=debug`).
 #[derive(Debug, Parser)]
 #[command(name = "roomcast", version, about, long_about)]
 struct Cli {
@@ -55,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
     };
-    let config = Config::from_settings(cli.settings.or(file))?;
+    let settings = cli.settings.or(file);
     match cli.command {
         Some(Command::Token {
             user,
@@ -63,13 +64,14 @@ fn main() -> anyhow::Result<()> {
             name,
             ttl_seconds,
         }) => {
+            let secret = Config::jwt_secret(&settings)?;
             let user = User::new(UserId::new(user)?, name, roles, serde_json::Map::new());
-            let token = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false)
+            let token = roomcast_server::auth::Authenticator::new(&secret, false)
                 .issue(&user, Some(ttl_seconds))?;
             println!("{token}");
             Ok(())
         }
-        Some(Command::Serve) | None => serve(config),
+        Some(Command::Serve) | None => serve(Config::from_settings(settings)?),
     }
 }
 

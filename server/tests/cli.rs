@@ -308,18 +308,22 @@ async fn ws_login(addr: SocketAddr, token: &str) -> (Ws, Value) {
     (ws, ok)
 }
 
-/// Reads until a close frame and returns its code (`None`: dropped without one).
+/// Reads until a close frame and returns its code (`None`: dropped without one), then
+/// keeps reading so that the close reply goes out and the server can hang up, as any
+/// well-behaved client does.
 async fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        let frame = tokio::time::timeout(SHUTDOWN, ws.next())
-            .await
-            .expect("timed out waiting for the close");
-        match frame {
-            Some(Ok(Message::Close(Some(frame)))) => return Some(u16::from(frame.code)),
-            Some(Ok(Message::Close(None)) | Err(_)) | None => return None,
-            Some(Ok(_)) => {}
+    let read = async {
+        let mut code = None;
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Close(frame) = frame {
+                code = frame.map(|f| u16::from(f.code));
+            }
         }
-    }
+        code
+    };
+    tokio::time::timeout(SHUTDOWN, read)
+        .await
+        .expect("timed out waiting for the close")
 }
 
 fn write_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -341,42 +345,22 @@ fn help_lists_every_setting_with_its_env_var() {
     assert!(missing.is_empty(), "--help omits {missing:?}:\n{stdout}");
 }
 
+/// Environment variables for a child: name, value.
+type Env = &'static [(&'static str, &'static str)];
+
 #[test]
 fn refuses_to_start_without_real_secrets_outside_dev_mode() {
+    const JWT: &str = "ROOMCAST_JWT_SECRET";
+    const KEY: &str = "ROOMCAST_API_KEY";
     // (case, environment, what the error must name)
-    let cases: [(&str, &[(&str, &str)], &str); 6] = [
-        ("nothing set", &[], "ROOMCAST_JWT_SECRET"),
-        (
-            "dev mode off explicitly",
-            &[("ROOMCAST_DEV", "0"), ("ROOMCAST_API_KEY", "k")],
-            "ROOMCAST_JWT_SECRET",
-        ),
-        (
-            "no API key",
-            &[("ROOMCAST_JWT_SECRET", "s")],
-            "ROOMCAST_API_KEY",
-        ),
-        (
-            "no secret",
-            &[("ROOMCAST_API_KEY", "k")],
-            "ROOMCAST_JWT_SECRET",
-        ),
-        (
-            "the dev secret",
-            &[
-                ("ROOMCAST_JWT_SECRET", DEV_JWT_SECRET),
-                ("ROOMCAST_API_KEY", "k"),
-            ],
-            "ROOMCAST_JWT_SECRET",
-        ),
-        (
-            "the dev API key",
-            &[
-                ("ROOMCAST_JWT_SECRET", "s"),
-                ("ROOMCAST_API_KEY", DEV_API_KEY),
-            ],
-            "ROOMCAST_API_KEY",
-        ),
+    #[rustfmt::skip]
+    let cases: [(&str, Env, &str); 6] = [
+        ("nothing set",     &[],                                  JWT),
+        ("dev mode off",    &[("ROOMCAST_DEV", "0"), (KEY, "k")], JWT),
+        ("no API key",      &[(JWT, "s")],                        KEY),
+        ("no secret",       &[(KEY, "k")],                        JWT),
+        ("the dev secret",  &[(JWT, DEV_JWT_SECRET), (KEY, "k")], JWT),
+        ("the dev API key", &[(JWT, "s"), (KEY, DEV_API_KEY)],    KEY),
     ];
     for (case, env, needle) in cases {
         let addr = free_addr();

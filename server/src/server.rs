@@ -179,7 +179,8 @@ fn upgrade(
     };
     let config = ws_config(hub.config().max_frame_bytes);
     let compress = query.compress;
-    let task = async move {
+    let tracker = sockets.clone();
+    sockets.spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(upgraded) => upgraded,
             Err(err) => {
@@ -190,9 +191,10 @@ fn upgrade(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        session::run(hub, ws, remote, compress, identity, permit).await;
-    };
-    sockets.spawn(task);
+        // The connection gets a task of its own: this one (holding the request and the
+        // handshake's state) ends, so an idle connection carries only what it needs.
+        tracker.spawn(session::start(&hub, ws, remote, compress, identity, permit));
+    });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(CONNECTION, "upgrade")

@@ -38,15 +38,19 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Frames the writer takes from its queue per flush.
 const WRITE_BATCH: usize = 64;
 
-/// Runs a connection to its end. `identity` is set when the upgrade carried a valid token.
-pub(crate) async fn run<S>(
-    hub: Hub,
+/// Starts a connection: registers it, spawns its writer and returns the reader's future,
+/// which runs the connection to its end. The setup happens here, outside the future, so
+/// the future (what an idle connection keeps allocated) holds only the reader's state.
+/// `identity` is set when the upgrade carried a valid token.
+pub(crate) fn start<S>(
+    hub: &Hub,
     ws: WebSocketStream<S>,
     remote: std::net::SocketAddr,
     compress: bool,
     identity: Option<Identity>,
     permit: ConnectionPermit,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Registration {
@@ -55,41 +59,56 @@ pub(crate) async fn run<S>(
         close_rx,
     } = hub.register(remote, compress);
     debug!(client = %handle.id(), %remote, "connected");
-    let (sink, mut stream) = ws.split();
-    let mut writer = tokio::spawn(write_loop(
+    let (sink, stream) = ws.split();
+    let writer = tokio::spawn(write_loop(
         hub.clone(),
         handle.clone(),
         sink,
         outbox,
         close_rx,
     ));
-    let mut session = Session::new(hub.clone(), handle.clone());
-    if let Some(identity) = identity {
-        Box::pin(session.on_identity(None, identity)).await;
-    }
-    let writer_done = session.read_loop(&mut stream, &mut writer).await;
-    // Make sure the writer ends: it flushes what is queued, sends the close frame (if the
-    // reader asked for one) and stops. Then finish the closing handshake: read and drop
-    // what the client still sends until its close arrives, because closing a socket with
-    // unread data resets it and the client would lose our close code. A writer stuck on a
-    // dead socket is aborted.
-    handle.stop_writer();
-    Box::pin(hub.unregister(&handle)).await;
-    let finish = async {
-        if !writer_done {
-            let _ = (&mut writer).await;
+    let session = Session::new(hub.clone(), handle);
+    session.run(stream, writer, identity.map(Box::new), permit)
+}
+
+impl Session {
+    async fn run<S>(
+        mut self,
+        mut stream: SplitStream<WebSocketStream<S>>,
+        mut writer: tokio::task::JoinHandle<()>,
+        identity: Option<Box<Identity>>,
+        permit: ConnectionPermit,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (hub, handle) = (self.hub.clone(), self.conn.clone());
+        if let Some(identity) = identity {
+            Box::pin(self.on_identity(None, *identity)).await;
         }
-        while let Some(Ok(frame)) = stream.next().await {
-            if frame.is_close() {
-                break;
+        let writer_done = self.read_loop(&mut stream, &mut writer).await;
+        // Make sure the writer ends: it flushes what is queued, sends the close frame (if the
+        // reader asked for one) and stops. Then finish the closing handshake: read and drop
+        // what the client still sends until its close arrives, because closing a socket with
+        // unread data resets it and the client would lose our close code. A writer stuck on a
+        // dead socket is aborted.
+        handle.stop_writer();
+        Box::pin(hub.unregister(&handle)).await;
+        let finish = async {
+            if !writer_done {
+                let _ = (&mut writer).await;
             }
+            while let Some(Ok(frame)) = stream.next().await {
+                if frame.is_close() {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(CLOSE_GRACE, finish).await.is_err() {
+            writer.abort();
         }
-    };
-    if tokio::time::timeout(CLOSE_GRACE, finish).await.is_err() {
-        writer.abort();
+        drop(permit);
+        debug!(client = %handle.id(), "disconnected");
     }
-    drop(permit);
-    debug!(client = %handle.id(), "disconnected");
 }
 
 /// Writes queued frames, several per flush, until the queue closes or a close is asked.

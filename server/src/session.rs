@@ -295,6 +295,9 @@ impl Session {
                     self.close(CloseCode::AuthFailed);
                 }
                 () = shutdown.cancelled() => self.close(CloseCode::GoingAway),
+                // Closed from outside (API, slow consumer): stop reading, let the writer
+                // say why, and leave.
+                () = self.conn.closed() => self.closing = true,
             }
         }
         false

@@ -378,3 +378,74 @@ async fn chat_content_over_the_limit_is_too_large() {
     assert_healthy(&mut healthy, "after too_large").await;
     shut_down(server, vec![healthy, client]).await;
 }
+
+/// A client that stops reading while the server has much to send is closed with 4029 once
+/// its send queue overflows; the overflow is counted in `/metrics`, and a reading client in
+/// the same room gets every message meanwhile (a slow client never slows the others).
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let server = TestServer::with(Settings {
+        send_queue: Some(4),
+        ..Settings::default()
+    })
+    .await;
+    let mut slow = server.login("slow").await;
+    slow.join(ROOM).await;
+    let mut fast = bystander(&server).await;
+    let _ = slow.wait_for("user_join").await;
+    // 64 KiB each: enough, 200 times, to fill the socket buffers and then the queue.
+    let payload = "x".repeat(64 * 1024);
+    let mut reader_got = 0;
+    for n in 0..200 {
+        let message = json!({ "type": "ticker", "n": n, "payload": payload });
+        let (status, body) = server
+            .post(
+                "/api/broadcast",
+                json!({ "to": { "room": ROOM }, "message": message }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let got = fast.wait_for("ticker").await; // the slow client's user_leave may come in between
+        assert_eq!(
+            got["n"], n,
+            "the reading client gets every message, in order"
+        );
+        reader_got += 1;
+    }
+    assert_eq!(reader_got, 200);
+    let (seen, closed) = slow.closed().await;
+    assert_eq!(closed, Closed::Code(4029), "after {} messages", seen.len());
+    assert!(
+        seen.len() < 200,
+        "the slow client was closed before it got everything"
+    );
+    let text = server
+        .http(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let drops = text
+        .lines()
+        .find_map(|l| l.strip_prefix("roomcast_queue_drops_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("roomcast_queue_drops_total");
+    assert!(drops >= 1, "{text}");
+    assert!(
+        text.contains("roomcast_closes_total{code=\"4029\"} 1"),
+        "{text}"
+    );
+    let mut fast_tail = Vec::new();
+    fast.send(json!({ "type": "ping", "id": "tail" })).await;
+    loop {
+        let message = fast.recv().await;
+        if message["id"] == "tail" {
+            break;
+        }
+        fast_tail.push(message["type"].clone());
+    }
+    assert!(fast_tail.iter().all(|t| t == "user_leave"), "{fast_tail:?}");
+    assert_healthy(&mut fast, "still here").await;
+}

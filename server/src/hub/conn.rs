@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use roomcast_protocol::{ClientId, CloseCode, RoomName, Timestamp, User};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Mutable per-connection state shared with the hub and the HTTP API.
@@ -37,6 +37,9 @@ pub struct ConnHandle {
     pub(crate) compress: bool,
     tx: mpsc::Sender<Utf8Bytes>,
     close_tx: Mutex<Option<oneshot::Sender<Option<CloseCode>>>>,
+    /// Wakes the reader when someone else closes the connection, so a writer stuck on a
+    /// client that stopped reading does not keep the connection registered.
+    closing: Notify,
     state: Mutex<ConnState>,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
@@ -67,6 +70,7 @@ impl ConnHandle {
             compress,
             tx,
             close_tx: Mutex::new(Some(close_tx)),
+            closing: Notify::new(),
             state: Mutex::new(ConnState {
                 data: Value::Null,
                 ..ConnState::default()
@@ -97,6 +101,12 @@ impl ConnHandle {
     /// Asks the connection task to close with `code`; later calls are no-ops.
     pub(crate) fn close(&self, code: CloseCode) {
         self.signal_writer(Some(code));
+        self.closing.notify_one();
+    }
+
+    /// Resolves once [`Self::close`] was called (immediately if it already was).
+    pub(crate) async fn closed(&self) {
+        self.closing.notified().await;
     }
 
     /// Tells the writer the reader is done, without a close code of our own (the client

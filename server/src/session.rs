@@ -234,7 +234,6 @@ impl Session {
         };
         let shutdown = self.hub.shutdown_token().clone();
         let auth_deadline = Instant::now() + auth_timeout;
-        let mut last_frame = Instant::now();
         let mut heartbeat = Heartbeat::Idle;
         let heartbeat_timer = tokio::time::sleep(interval);
         tokio::pin!(heartbeat_timer);
@@ -248,7 +247,12 @@ impl Session {
             };
             tokio::select! {
                 frame = stream.next() => {
-                    last_frame = Instant::now();
+                    // Any frame answers a pending heartbeat: the next ping is due an
+                    // interval after the last one, however long the timeout is.
+                    if let Heartbeat::Awaiting { sent } = heartbeat {
+                        heartbeat = Heartbeat::Idle;
+                        heartbeat_timer.as_mut().reset(sent + interval);
+                    }
                     match frame {
                         // Boxed: handling a message needs a deep future that an idle
                         // connection should not carry in its task's allocation.
@@ -279,14 +283,9 @@ impl Session {
                         heartbeat = Heartbeat::Awaiting { sent };
                         heartbeat_timer.as_mut().reset(sent + timeout);
                     }
-                    Heartbeat::Awaiting { sent } => {
-                        if last_frame >= sent {
-                            heartbeat = Heartbeat::Idle;
-                            heartbeat_timer.as_mut().reset(sent + interval);
-                        } else {
-                            info!(client = %self.conn.id(), "heartbeat timeout");
-                            self.close(CloseCode::HeartbeatTimeout);
-                        }
+                    Heartbeat::Awaiting { .. } => {
+                        info!(client = %self.conn.id(), "heartbeat timeout");
+                        self.close(CloseCode::HeartbeatTimeout);
                     }
                 },
                 () = sleep_until(deadline.unwrap_or(auth_deadline)), if deadline.is_some() => {

@@ -544,6 +544,32 @@ async fn client_answering_heartbeats_with_any_message_stays_connected() {
     survives_heartbeats(json!({ "type": "ping" })).await;
 }
 
+/// The ping period is the interval even when the timeout is longer: an answered ping
+/// schedules the next one an interval after it, not a timeout after it.
+#[tokio::test]
+async fn pings_keep_the_interval_when_the_timeout_is_longer() {
+    let server = TestServer::with(Settings {
+        heartbeat_interval_ms: Some(100),
+        heartbeat_timeout_ms: Some(3_000),
+        ..Settings::default()
+    })
+    .await;
+    let mut client = server.login("rhea").await;
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        let ping = client.expect("ping").await;
+        assert_heartbeat(&ping);
+        client.send(json!({ "type": "pong" })).await;
+    }
+    // Four pings a 100 ms interval apart; a timeout-paced server would need over 9 s.
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+    finish(server, [client]).await;
+}
+
 #[tokio::test]
 async fn silent_client_is_closed_with_4002() {
     let server = heartbeat_server(200).await;

@@ -555,7 +555,7 @@ async fn pings_keep_the_interval_when_the_timeout_is_longer() {
     })
     .await;
     let mut client = server.login("rhea").await;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     for _ in 0..4 {
         let ping = client.expect("ping").await;
         assert_heartbeat(&ping);
@@ -563,7 +563,7 @@ async fn pings_keep_the_interval_when_the_timeout_is_longer() {
     }
     // Four pings a 100 ms interval apart; a timeout-paced server would need over 9 s.
     assert!(
-        started.elapsed() < std::time::Duration::from_millis(2_500),
+        started.elapsed() < Duration::from_millis(2_500),
         "{:?}",
         started.elapsed()
     );

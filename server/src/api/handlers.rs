@@ -18,13 +18,13 @@ const DEFAULT_TTL_SECONDS: u64 = 3600;
 /// Longest lifetime `POST /api/token` grants.
 const MAX_TTL_SECONDS: u64 = 366 * 86_400;
 
-type Reply2 = Result<Response, ServerError>;
+type ApiResult = Result<Response, ServerError>;
 
-fn ok(value: &impl Serialize) -> Reply2 {
+fn ok(value: &impl Serialize) -> ApiResult {
     Ok(warp::reply::json(value).into_response())
 }
 
-fn done(result: Reply2) -> Response {
+fn done(result: ApiResult) -> Response {
     result.unwrap_or_else(|err| server_error_reply(&err))
 }
 

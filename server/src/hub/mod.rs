@@ -767,14 +767,9 @@ impl Hub {
             // A member that left meanwhile is fine: not_member is the expected race.
             let _ = self.remove_member(conn, name).await;
         }
-        self.shared
-            .rooms
-            .remove_if(name, |_, r| {
-                let mut m = r.members_mut();
-                m.removed = true;
-                true
-            })
-            .map(|_| self.shared.metrics.rooms.dec());
+        // No longer an API room, so it goes like any empty room; if someone joined while
+        // it was being emptied, it stays as an ordinary room with that member.
+        self.remove_if_empty(name);
         debug!(room = %name, members = members.len(), "room deleted");
         Ok(members.len())
     }

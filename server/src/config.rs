@@ -89,6 +89,9 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub default_rooms: Option<Vec<String>>,
+    /// Store URL: `sqlite://path` (created if missing) or `sqlite::memory:` [default: sqlite://roomcast.db]
+    #[arg(long, env = "ROOMCAST_STORE", global = true)]
+    pub store: Option<String>,
     /// Directory served at `/` (the demo app lives in `www/`)
     #[arg(long, env = "ROOMCAST_STATIC_DIR", global = true)]
     pub static_dir: Option<PathBuf>,
@@ -139,6 +142,7 @@ impl Settings {
             presence_limit,
             send_queue,
             default_rooms,
+            store,
             static_dir,
         )
     }
@@ -183,6 +187,8 @@ pub struct Config {
     pub send_queue: usize,
     /// Rooms joined on authentication.
     pub default_rooms: Vec<RoomName>,
+    /// Store URL.
+    pub store: String,
     /// Static directory served at `/`.
     pub static_dir: Option<PathBuf>,
 }
@@ -276,6 +282,7 @@ impl Config {
             presence_limit: positive(s.presence_limit, 1000, "presence_limit")?,
             send_queue: positive(s.send_queue, 1024, "send_queue")?,
             default_rooms,
+            store: s.store.unwrap_or_else(|| "sqlite://roomcast.db".to_owned()),
             static_dir: s.static_dir,
         };
         Ok(config)

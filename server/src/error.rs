@@ -30,6 +30,9 @@ pub enum ServerError {
         /// A human explanation.
         message: String,
     },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
     /// The broker could not hand a delivery on.
     #[error("broker: {0}")]
     Broker(String),

@@ -19,6 +19,7 @@ pub mod hub;
 pub mod metrics;
 mod server;
 mod session;
+pub mod store;
 
 pub use clock::now_ms;
 pub use config::{Config, Settings};

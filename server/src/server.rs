@@ -38,22 +38,21 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The per-connection read buffer.
 const READ_BUFFER: usize = 4 * 1024;
 
-/// Runs the server on `listener` until `shutdown` resolves, with the in-process broker.
-/// On shutdown every WebSocket gets close 1001 and `run` returns once they are gone.
+/// Runs the server on `listener` until `shutdown` resolves, with the in-process broker
+/// and the store the configuration names (opened and migrated first). On shutdown every
+/// WebSocket gets close 1001 and `run` returns once they are gone.
 ///
 /// # Errors
+/// [`ServerError::Store`] / [`ServerError::Config`] when the store cannot be opened,
 /// [`ServerError::Io`] when the listener fails for good.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    run_with(
-        listener,
-        Hub::new(config, Arc::new(LocalBroker) as Arc<dyn Broker>),
-        shutdown,
-    )
-    .await
+    let store = crate::store::open(&config.store).await?;
+    let hub = Hub::new(config, Arc::new(LocalBroker) as Arc<dyn Broker>, store);
+    run_with(listener, hub, shutdown).await
 }
 
 /// Like [`run`], with a hub the caller built (its own broker, or a handle it keeps).

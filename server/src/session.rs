@@ -412,8 +412,21 @@ impl Session {
                     json!({ "id": id, "room": room, "timestamp": timestamp }),
                 ))
             }
+            ClientMessage::History {
+                room,
+                limit,
+                before,
+            } => {
+                if !self.conn.state().rooms.contains(&room) {
+                    return Err(ServerError::request(
+                        ErrorCode::NotMember,
+                        format!("join room {room} to read its history"),
+                    ));
+                }
+                let items = self.hub.history(&room, limit, before.as_ref()).await?;
+                Ok(Some(json!({ "items": items })))
+            }
             ClientMessage::Private { .. }
-            | ClientMessage::History { .. }
             | ClientMessage::Ack { .. }
             | ClientMessage::MarkRead { .. }
             | ClientMessage::Subscribe { .. }

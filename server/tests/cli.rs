@@ -32,7 +32,7 @@ const SECRET: &str = "cli-test-secret";
 const API_KEY: &str = "cli-test-api-key";
 
 /// Every setting's environment variable, as `--help` must list them.
-const ENV_VARS: [&str; 20] = [
+const ENV_VARS: [&str; 21] = [
     "ROOMCAST_CONFIG",
     "ROOMCAST_BIND",
     "ROOMCAST_JWT_SECRET",
@@ -53,12 +53,15 @@ const ENV_VARS: [&str; 20] = [
     "ROOMCAST_SEND_QUEUE",
     "ROOMCAST_DEFAULT_ROOMS",
     "ROOMCAST_STATIC_DIR",
+    "ROOMCAST_STORE",
 ];
 
 /// The binary with an empty environment.
 fn roomcast() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roomcast"));
     command.env_clear();
+    // No database file in the source tree: each process gets an in-memory store.
+    command.env("ROOMCAST_STORE", "sqlite::memory:");
     command
 }
 

@@ -40,8 +40,14 @@ impl TestServer {
 
     /// A dev-mode server with some settings changed.
     pub async fn with(settings: Settings) -> Self {
+        // Each test server gets its own in-memory store unless the test names one.
+        let store = settings
+            .store
+            .clone()
+            .or_else(|| Some("sqlite::memory:".to_owned()));
         let settings = Settings {
             dev: Some(true),
+            store,
             ..settings
         };
         let config = Config::from_settings(settings).expect("valid test config");

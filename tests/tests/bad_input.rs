@@ -201,7 +201,6 @@ async fn types_not_served_yet_are_bad_request_saying_so() {
     let mut client = server.login("alice").await;
     let messages = [
         json!({ "type": "private", "targetUserId": "bob", "content": "hi" }),
-        json!({ "type": "history", "room": ROOM }),
         json!({ "type": "ack", "messageId": "m1" }),
         json!({ "type": "mark_read", "notificationId": "n1" }),
         json!({ "type": "subscribe", "topic": "stocks", "keys": ["AAPL"] }),

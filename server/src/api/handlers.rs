@@ -1,7 +1,7 @@
 //! Handlers of the HTTP API: typed input in, JSON out. Failures become the contract's
 //! `{"error":{"code","message"}}` with the status of their code.
 
-use roomcast_protocol::{ClientId, ErrorCode, RoomName, User};
+use roomcast_protocol::{ClientId, ErrorCode, MessageId, RoomName, User};
 use serde::Serialize;
 use serde_json::{Value, json};
 use warp::Reply;
@@ -170,6 +170,33 @@ pub async fn room(segment: String, hub: Hub) -> Response {
             .and_then(|name| hub.room(&name))
             .and_then(|info| ok(&info)),
     )
+}
+
+/// `GET /api/rooms/{name}/history?limit=&before=`.
+pub async fn room_history(segment: String, hub: Hub, query: String) -> Response {
+    let result = async {
+        let name = room_name(&segment)?;
+        let mut limit = None;
+        let mut before = None;
+        for (key, value) in serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
+            .map_err(|e| bad(format!("invalid query: {e}")))?
+        {
+            match key.as_str() {
+                "limit" => {
+                    limit = Some(
+                        value
+                            .parse::<u32>()
+                            .map_err(|_| bad("`limit` must be a positive integer"))?,
+                    );
+                }
+                "before" => before = Some(MessageId::new(value).map_err(|e| bad(e.to_string()))?),
+                other => return Err(bad(format!("unknown query parameter `{other}`"))),
+            }
+        }
+        let items = hub.history(&name, limit, before.as_ref()).await?;
+        ok(&json!({ "items": items }))
+    };
+    done(result.await)
 }
 
 pub async fn delete_room(segment: String, hub: Hub) -> Response {

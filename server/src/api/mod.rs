@@ -114,6 +114,11 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(h())
         .then(handlers::list_rooms);
+    let room_history = warp::path!("rooms" / String / "history")
+        .and(warp::get())
+        .and(h())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(handlers::room_history);
     let room_get = warp::path!("rooms" / String)
         .and(warp::get())
         .and(h())
@@ -152,6 +157,8 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
         .or(room_create)
         .unify()
         .or(room_list)
+        .unify()
+        .or(room_history)
         .unify()
         .or(room_get)
         .unify()

@@ -40,6 +40,7 @@ use crate::broker::{Broker, Delivery, LocalDelivery, Target};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::store::{Store, StoredChat};
 
 /// Serializes a server message once, into the shared frame every recipient gets.
 pub fn frame(message: &ServerMessage) -> Utf8Bytes {
@@ -58,6 +59,7 @@ struct Shared {
     auth: Authenticator,
     metrics: Metrics,
     broker: Arc<dyn Broker>,
+    store: Arc<dyn Store>,
     conns: DashMap<ClientId, Arc<ConnHandle>>,
     users: DashMap<UserId, Vec<Arc<ConnHandle>>>,
     rooms: DashMap<RoomName, Arc<Room>>,
@@ -103,7 +105,7 @@ pub struct Joined {
 
 impl Hub {
     /// A hub for `config`, fanning out through `broker`.
-    pub fn new(config: Config, broker: Arc<dyn Broker>) -> Self {
+    pub fn new(config: Config, broker: Arc<dyn Broker>, store: Arc<dyn Store>) -> Self {
         let auth = Authenticator::new(&config.jwt_secret, config.allow_tokens_without_expiry);
         Self {
             shared: Arc::new(Shared {
@@ -111,6 +113,7 @@ impl Hub {
                 auth,
                 metrics: Metrics::new(),
                 broker,
+                store,
                 conns: DashMap::new(),
                 users: DashMap::new(),
                 rooms: DashMap::new(),
@@ -546,23 +549,39 @@ impl Hub {
                 ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
             })?
         };
-        let id = self.shared.ids.next();
-        let timestamp = now_ms();
-        let message = ServerMessage::Chat {
-            id: id.clone(),
+        let stored = StoredChat {
+            id: self.shared.ids.next(),
             room: room.clone(),
             from: (*user).clone(),
             message: content,
-            timestamp,
+            timestamp: now_ms(),
         };
-        // History (persist before deliver) hooks in here with the store.
+        // Persist before deliver: nobody sees a message the history could lose.
+        self.shared.store.append_chat(&stored).await?;
+        let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         self.publish(Delivery {
             target: Target::Room(room.clone()),
             except: None,
-            frame: frame(&message),
+            frame: frame(&chat_message(stored)),
         })
         .await?;
         Ok((id, timestamp))
+    }
+
+    /// Stored chat of a room: the newest `limit` (default 50, at most 500) strictly older
+    /// than `before`, oldest first, as `chat` messages.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn history(
+        &self,
+        room: &RoomName,
+        limit: Option<u32>,
+        before: Option<&MessageId>,
+    ) -> Result<Vec<ServerMessage>, ServerError> {
+        let limit = limit.unwrap_or(DEFAULT_HISTORY).clamp(1, MAX_HISTORY);
+        let items = self.shared.store.chat_history(room, limit, before).await?;
+        Ok(items.into_iter().map(chat_message).collect())
     }
 
     fn check_content(&self, content: &Value) -> Result<(), ServerError> {
@@ -865,6 +884,22 @@ impl LocalDelivery for Hub {
             }
         }
         count
+    }
+}
+
+/// `history` answers this many messages unless asked otherwise.
+const DEFAULT_HISTORY: u32 = 50;
+/// `history` answers at most this many messages.
+const MAX_HISTORY: u32 = 500;
+
+/// A stored chat as the `chat` message members receive.
+fn chat_message(chat: StoredChat) -> ServerMessage {
+    ServerMessage::Chat {
+        id: chat.id,
+        room: chat.room,
+        from: chat.from,
+        message: chat.message,
+        timestamp: chat.timestamp,
     }
 }
 

@@ -95,6 +95,30 @@ pub struct Settings {
     /// Directory served at `/` (the demo app lives in `www/`)
     #[arg(long, env = "ROOMCAST_STATIC_DIR", global = true)]
     pub static_dir: Option<PathBuf>,
+    /// Messages at least this many bytes go `compressed` to connections that asked
+    /// (default 1024).
+    #[arg(long, env = "ROOMCAST_COMPRESSION_THRESHOLD", global = true)]
+    pub compression_threshold: Option<usize>,
+    /// Most messages a `join` with `since` replays (default 1000); past it the newest are
+    /// replayed and `recovered` is false.
+    #[arg(long, env = "ROOMCAST_REPLAY_LIMIT", global = true)]
+    pub replay_limit: Option<u32>,
+    /// A room's `batch_messages` goes out at this many messages (default 50).
+    #[arg(long, env = "ROOMCAST_BATCH_MAX_MESSAGES", global = true)]
+    pub batch_max_messages: Option<usize>,
+    /// ... or this long after its first message (default 100 ms).
+    #[arg(long, env = "ROOMCAST_BATCH_WINDOW_MS", global = true)]
+    pub batch_window_ms: Option<u64>,
+    /// How long acknowledged deliveries wait by default (default 30000 ms).
+    #[arg(long, env = "ROOMCAST_ACK_TIMEOUT_MS", global = true)]
+    pub ack_timeout_ms: Option<u64>,
+    /// The application's HTTP handler: `connect`, `message` and `close` events are POSTed
+    /// here (none by default).
+    #[arg(long, env = "ROOMCAST_WEBHOOK_URL", global = true)]
+    pub webhook_url: Option<String>,
+    /// How long a webhook call may take (default 5000 ms).
+    #[arg(long, env = "ROOMCAST_WEBHOOK_TIMEOUT_MS", global = true)]
+    pub webhook_timeout_ms: Option<u64>,
 }
 
 /// Applies `$field = $field.or(lower.$field)` to every field.
@@ -144,6 +168,13 @@ impl Settings {
             default_rooms,
             store,
             static_dir,
+            compression_threshold,
+            replay_limit,
+            batch_max_messages,
+            batch_window_ms,
+            ack_timeout_ms,
+            webhook_url,
+            webhook_timeout_ms,
         )
     }
 }
@@ -191,6 +222,20 @@ pub struct Config {
     pub store: String,
     /// Static directory served at `/`.
     pub static_dir: Option<PathBuf>,
+    /// Compress messages of at least this many bytes for connections that asked.
+    pub compression_threshold: usize,
+    /// Most messages one `join` with `since` replays.
+    pub replay_limit: u32,
+    /// Batch size that flushes a room's batch at once.
+    pub batch_max_messages: usize,
+    /// How long a room's batch waits after its first message.
+    pub batch_window: Duration,
+    /// Default wait for acknowledgements.
+    pub ack_timeout: Duration,
+    /// The application's webhook, if any.
+    pub webhook_url: Option<String>,
+    /// Timeout of each webhook call.
+    pub webhook_timeout: Duration,
 }
 
 impl Config {
@@ -284,6 +329,36 @@ impl Config {
             default_rooms,
             store: s.store.unwrap_or_else(|| "sqlite://roomcast.db".to_owned()),
             static_dir: s.static_dir,
+            compression_threshold: positive(
+                s.compression_threshold,
+                1024,
+                "compression_threshold",
+            )?,
+            replay_limit: positive(s.replay_limit, 1000, "replay_limit")?,
+            batch_max_messages: positive(s.batch_max_messages, 50, "batch_max_messages")?,
+            batch_window: Duration::from_millis(positive(
+                s.batch_window_ms,
+                100,
+                "batch_window_ms",
+            )?),
+            ack_timeout: Duration::from_millis(positive(
+                s.ack_timeout_ms,
+                30_000,
+                "ack_timeout_ms",
+            )?),
+            webhook_url: match s.webhook_url {
+                Some(url) if !url.starts_with("http://") && !url.starts_with("https://") => {
+                    return Err(ServerError::Config(format!(
+                        "webhook_url {url:?} must be an http:// or https:// URL"
+                    )));
+                }
+                other => other.filter(|u| !u.is_empty()),
+            },
+            webhook_timeout: Duration::from_millis(positive(
+                s.webhook_timeout_ms,
+                5_000,
+                "webhook_timeout_ms",
+            )?),
         };
         Ok(config)
     }

@@ -51,7 +51,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let store = crate::store::open(&config.store).await?;
+    let webhook = match &config.webhook_url {
+        Some(url) => Some(crate::WebhookHandler::new(
+            url.clone(),
+            config.webhook_timeout,
+        )?),
+        None => None,
+    };
     let hub = Hub::new(config, Arc::new(LocalBroker) as Arc<dyn Broker>, store);
+    if let Some(webhook) = webhook {
+        hub.set_handler(Arc::new(webhook))?;
+    }
     run_with(listener, hub, shutdown).await
 }
 
@@ -64,6 +74,10 @@ pub async fn run_with(
     hub: Hub,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let restored = hub.restore_rooms().await?;
+    if restored > 0 {
+        info!(rooms = restored, "persistent rooms restored");
+    }
     let routes = api::routes(hub.clone());
     let warp_service = warp::service(routes);
     let http_conns = TaskTracker::new();

@@ -27,6 +27,7 @@ use tracing::{debug, info};
 use crate::ServerError;
 use crate::auth::Identity;
 use crate::clock::now_ms;
+use crate::handler::HandlerContext;
 use crate::hub::{ConnHandle, ConnectionPermit, Hub, Registration};
 
 /// `rate_limited` errors within [`ABUSE_WINDOW`] after which the connection is closed
@@ -93,6 +94,14 @@ impl Session {
         // dead socket is aborted.
         handle.stop_writer();
         Box::pin(hub.unregister(&handle)).await;
+        if let (Some(handler), Some(user)) = (hub.handler(), self.user.take()) {
+            let ctx = HandlerContext {
+                client_id: handle.id().clone(),
+                user,
+                hub: hub.clone(),
+            };
+            handler.on_close(&ctx).await;
+        }
         let finish = async {
             if !writer_done {
                 let _ = (&mut writer).await;
@@ -397,9 +406,8 @@ impl Session {
                 Ok(None)
             }
             ClientMessage::Pong => Ok(None),
-            ClientMessage::Join { room, since: _ } => {
-                // Replay from `since` needs stored history, which arrives with the store.
-                let joined = self.hub.join(&self.conn, &room).await?;
+            ClientMessage::Join { room, since } => {
+                let joined = self.hub.join(&self.conn, &room, since.as_ref()).await?;
                 Ok(Some(json!(joined)))
             }
             ClientMessage::Leave { room } => {
@@ -426,21 +434,56 @@ impl Session {
                 let items = self.hub.history(&room, limit, before.as_ref()).await?;
                 Ok(Some(json!({ "items": items })))
             }
-            ClientMessage::Private { .. }
-            | ClientMessage::Ack { .. }
-            | ClientMessage::MarkRead { .. }
-            | ClientMessage::Subscribe { .. }
-            | ClientMessage::Unsubscribe { .. } => Err(ServerError::request(
-                ErrorCode::BadRequest,
-                format!("`{}` is not available on this server yet", message.kind()),
-            )),
-            ClientMessage::Custom(custom) => Err(ServerError::request(
-                ErrorCode::BadRequest,
-                format!(
-                    "unknown message type `{}` (no application handler is configured)",
-                    custom.kind
-                ),
-            )),
+            ClientMessage::Private {
+                target_user_id,
+                content,
+            } => {
+                let sent = self
+                    .hub
+                    .private(&self.conn, &target_user_id, content)
+                    .await?;
+                Ok(Some(json!(sent)))
+            }
+            ClientMessage::Ack { message_id } => {
+                let awaited = self.hub.on_ack(&self.conn, &message_id);
+                Ok(Some(json!({ "messageId": message_id, "awaited": awaited })))
+            }
+            ClientMessage::MarkRead { notification_id } => {
+                self.hub.mark_read(&self.conn, &notification_id).await?;
+                Ok(Some(json!({ "notificationId": notification_id })))
+            }
+            ClientMessage::Subscribe { topic, keys } => {
+                let keys = self.hub.subscribe(&self.conn, &topic, keys).await?;
+                Ok(Some(json!({ "topic": topic, "keys": keys })))
+            }
+            ClientMessage::Unsubscribe { topic } => {
+                let removed = self.hub.unsubscribe(&self.conn, &topic).await?;
+                Ok(Some(json!({ "topic": topic, "removed": removed })))
+            }
+            ClientMessage::Custom(custom) => {
+                let (Some(handler), Some(user)) = (self.hub.handler(), self.user.clone()) else {
+                    return Err(ServerError::request(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "unknown message type `{}` (no application handler is configured)",
+                            custom.kind
+                        ),
+                    ));
+                };
+                let ctx = self.context(user);
+                match handler.on_message(&ctx, &custom).await {
+                    Ok(data) => Ok(Some(data.unwrap_or(Value::Null))),
+                    Err(err) => Err(ServerError::request(err.code, err.message)),
+                }
+            }
+        }
+    }
+
+    fn context(&self, user: Arc<User>) -> HandlerContext {
+        HandlerContext {
+            client_id: self.conn.id().clone(),
+            user,
+            hub: self.hub.clone(),
         }
     }
 
@@ -454,26 +497,40 @@ impl Session {
         }
     }
 
-    /// A verified identity for a connection that had none: enforce the per-user limit,
-    /// send `auth_ok`, join the default rooms.
+    /// A verified identity for a connection that had none: ask the application's
+    /// handler, enforce the per-user limit, send `auth_ok`, then what waited for the user,
+    /// then join the default rooms.
     async fn on_identity(&mut self, id: Option<RequestId>, identity: Identity) {
-        let user = match self.hub.authenticate(&self.conn, &identity) {
-            Ok(user) => user,
-            Err(err) => {
-                self.error(id, err.code(), err.public_message());
-                self.close(CloseCode::ConnectionLimit);
+        if let Some(handler) = self.hub.handler() {
+            let ctx = self.context(Arc::new(identity.user.clone()));
+            if let Err(refusal) = handler.on_connect(&ctx).await {
+                info!(client = %self.conn.id(), user = %identity.user.user_id, reason = %refusal.message, "refused by the application");
+                self.error(id, ErrorCode::Forbidden, refusal.message);
+                self.close(CloseCode::Refused);
                 return;
             }
+        }
+        let rooms: Vec<RoomName> = self.hub.config().default_rooms.clone();
+        let user = {
+            let hub = self.hub.clone();
+            let _turn = hub.user_lock(&identity.user.user_id).lock().await;
+            let welcome = |user: &User| self.auth_ok(user, identity.expires_at, rooms.clone());
+            let user = match self.hub.authenticate(&self.conn, &identity, welcome) {
+                Ok(user) => user,
+                Err(err) => {
+                    self.error(id, err.code(), err.public_message());
+                    self.close(CloseCode::ConnectionLimit);
+                    return;
+                }
+            };
+            self.hub.deliver_pending(&self.conn, &user).await;
+            self.hub.load_subscriptions(&user.user_id).await;
+            user
         };
         self.user = Some(user.clone());
         self.set_expiry(identity.expires_at);
-        let rooms: Vec<RoomName> = self.hub.config().default_rooms.clone();
-        self.hub.send(
-            &self.conn,
-            &self.auth_ok(&user, identity.expires_at, rooms.clone()),
-        );
         for room in &rooms {
-            if let Err(err) = self.hub.join(&self.conn, room).await {
+            if let Err(err) = self.hub.join(&self.conn, room, None).await {
                 self.error(
                     None,
                     err.code(),

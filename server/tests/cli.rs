@@ -32,7 +32,7 @@ const SECRET: &str = "cli-test-secret";
 const API_KEY: &str = "cli-test-api-key";
 
 /// Every setting's environment variable, as `--help` must list them.
-const ENV_VARS: [&str; 21] = [
+const ENV_VARS: [&str; 28] = [
     "ROOMCAST_CONFIG",
     "ROOMCAST_BIND",
     "ROOMCAST_JWT_SECRET",
@@ -54,6 +54,13 @@ const ENV_VARS: [&str; 21] = [
     "ROOMCAST_DEFAULT_ROOMS",
     "ROOMCAST_STATIC_DIR",
     "ROOMCAST_STORE",
+    "ROOMCAST_COMPRESSION_THRESHOLD",
+    "ROOMCAST_REPLAY_LIMIT",
+    "ROOMCAST_BATCH_MAX_MESSAGES",
+    "ROOMCAST_BATCH_WINDOW_MS",
+    "ROOMCAST_ACK_TIMEOUT_MS",
+    "ROOMCAST_WEBHOOK_URL",
+    "ROOMCAST_WEBHOOK_TIMEOUT_MS",
 ];
 
 /// The binary with an empty environment.

@@ -527,7 +527,6 @@ async fn broadcast_to_a_role_reaches_users_whose_token_has_it() {
 /// `batch` is refused with any target but a room (see the bad bodies); with a room it is
 /// accepted and the members get the message inside `batch_messages` (CONTRACT §5, §9).
 #[tokio::test]
-#[ignore = "batching is part of the messaging issue (#3); run with --ignored to check it"]
 async fn batch_broadcast_to_a_room_arrives_as_batch_messages() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;

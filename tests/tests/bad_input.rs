@@ -196,29 +196,63 @@ async fn an_unknown_type_without_a_handler_is_bad_request() {
 }
 
 #[tokio::test]
-async fn types_not_served_yet_are_bad_request_saying_so() {
-    let server = TestServer::start().await;
+async fn bad_messaging_requests_get_the_contract_error_and_change_nothing() {
+    let server = TestServer::with(Settings {
+        max_content_bytes: Some(64),
+        ..Settings::default()
+    })
+    .await;
     let mut client = server.login("alice").await;
-    let messages = [
-        json!({ "type": "private", "targetUserId": "bob", "content": "hi" }),
-        json!({ "type": "ack", "messageId": "m1" }),
-        json!({ "type": "mark_read", "notificationId": "n1" }),
-        json!({ "type": "subscribe", "topic": "stocks", "keys": ["AAPL"] }),
-        json!({ "type": "unsubscribe", "topic": "stocks" }),
+    let cases = [
+        (
+            json!({ "type": "private", "content": "no target" }),
+            "bad_request",
+        ),
+        (
+            json!({ "type": "private", "targetUserId": "", "content": "hi" }),
+            "bad_request",
+        ),
+        (
+            json!({ "type": "private", "targetUserId": "bob", "content": "x".repeat(100) }),
+            "too_large",
+        ),
+        (
+            json!({ "type": "mark_read", "notificationId": "00000000000000ff" }),
+            "not_found",
+        ),
+        (json!({ "type": "mark_read" }), "bad_request"),
+        (
+            json!({ "type": "subscribe", "topic": "stocks", "keys": [] }),
+            "bad_request",
+        ),
+        (
+            json!({ "type": "subscribe", "topic": "", "keys": ["AAPL"] }),
+            "bad_request",
+        ),
+        (
+            json!({ "type": "subscribe", "topic": "stocks", "keys": "AAPL" }),
+            "bad_request",
+        ),
+        (json!({ "type": "unsubscribe" }), "bad_request"),
+        (json!({ "type": "ack" }), "bad_request"),
+        (
+            json!({ "type": "join", "room": "lobby", "since": "not an id!" }),
+            "bad_request",
+        ),
     ];
-    for mut message in messages {
-        let kind = message["type"].as_str().unwrap_or_default().to_owned();
-        message["id"] = json!(kind);
-        client.send(message).await;
-        let error = expect_error(&mut client, "bad_request", Some(&json!(kind)), &kind).await;
-        let text = error["message"].as_str().unwrap_or_default();
-        assert!(
-            text.contains(&kind) && text.contains("not"),
-            "the message says `{kind}` is not served: {error}"
-        );
+    for (n, (mut message, code)) in cases.into_iter().enumerate() {
+        message["id"] = json!(n);
+        client.send(message.clone()).await;
+        expect_error(&mut client, code, Some(&json!(n)), &message.to_string()).await;
     }
+    // Nothing was stored for bob, and nothing was subscribed.
+    let (status, body) = server.get("/api/users/bob/notifications").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], json!([]));
+    let mut bob = server.login("bob").await;
+    bob.expect_silence(Duration::from_millis(300)).await;
     assert_pong(&mut client, json!("still open")).await;
-    shut_down(server, vec![client]).await;
+    shut_down(server, vec![client, bob]).await;
 }
 
 #[tokio::test]

@@ -759,9 +759,7 @@ async fn deleting_a_room_removes_its_members() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn join_with_since_reports_no_recovery_yet() {
-    // Pins today's behaviour: history (and so replay) is not stored yet. When it is, a
-    // `since` in a room without history should change this test.
+async fn join_with_since_in_a_room_without_history_recovers_nothing_missing() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;
     alice
@@ -771,7 +769,7 @@ async fn join_with_since_reports_no_recovery_yet() {
     let reply = alice.expect("reply").await;
     assert_eq!(
         reply["data"],
-        json!({ "room": "lobby", "recovered": false, "replayed": 0 })
+        json!({ "room": "lobby", "recovered": true, "replayed": 0 })
     );
 }
 

@@ -1,16 +1,22 @@
 //! Handlers of the HTTP API: typed input in, JSON out. Failures become the contract's
 //! `{"error":{"code","message"}}` with the status of their code.
 
-use roomcast_protocol::{ClientId, ErrorCode, MessageId, RoomName, User};
+use roomcast_protocol::{ClientId, ErrorCode, MessageId, RoomName, User, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use warp::Reply;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::models::{BroadcastRequest, CreateRoomRequest, SendRequest, TokenRequest};
+use std::time::Duration;
+
+use super::models::{
+    BroadcastRequest, CreateRoomRequest, NotifyAllRequest, NotifyRequest, PublishRequest,
+    SendRequest, TokenRequest,
+};
 use super::server_error_reply;
 use crate::ServerError;
+use crate::broker::Target;
 use crate::hub::Hub;
 
 /// Default lifetime of tokens minted by `POST /api/token`.
@@ -50,8 +56,30 @@ fn client_id(segment: &str) -> Result<ClientId, ServerError> {
         .map_err(|_| ServerError::request(ErrorCode::NotFound, format!("no connection {segment}")))
 }
 
-fn not_yet(what: &str) -> ServerError {
-    bad(format!("{what} is not available on this server yet"))
+fn user_id(segment: &str) -> Result<UserId, ServerError> {
+    UserId::new(decode(segment)?).map_err(|e| bad(e.to_string()))
+}
+
+/// `timeoutMs` is only meaningful with `ack`.
+fn ack_timeout(ack: bool, timeout_ms: Option<u64>) -> Result<Option<Duration>, ServerError> {
+    match (ack, timeout_ms) {
+        (false, Some(_)) => Err(bad("`timeoutMs` needs `ack: true`")),
+        (_, timeout) => Ok(timeout.map(Duration::from_millis)),
+    }
+}
+
+/// The `?key=value` pairs of a query string.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ServerError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .map_err(|e| bad(format!("invalid query: {e}")))
+}
+
+fn flag(name: &str, value: &str) -> Result<bool, ServerError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(bad(format!("`{name}` must be true or false"))),
+    }
 }
 
 pub async fn token(hub: Hub, body: TokenRequest) -> Response {
@@ -69,27 +97,90 @@ pub async fn token(hub: Hub, body: TokenRequest) -> Response {
 }
 
 pub async fn send(hub: Hub, body: SendRequest) -> Response {
-    done((|| {
-        if body.ack || body.timeout_ms.is_some() {
-            return Err(not_yet("acknowledged delivery (`ack`)"));
-        }
+    let result = async {
+        let timeout = ack_timeout(body.ack, body.timeout_ms)?;
         let id = client_id(&body.client_id)?;
+        if body.ack {
+            let outcome = hub.send_with_ack(&id, &body.message, timeout).await?;
+            return ok(&json!({ "results": { id.as_str(): outcome } }));
+        }
         hub.send_to_client(&id, &body.message)?;
         ok(&json!({ "recipients": 1 }))
-    })())
+    };
+    done(result.await)
 }
 
 pub async fn broadcast(hub: Hub, body: BroadcastRequest) -> Response {
     let result = async {
         let target = body.to.target().map_err(bad)?;
-        if body.ack || body.timeout_ms.is_some() {
-            return Err(not_yet("acknowledged delivery (`ack`)"));
-        }
+        let timeout = ack_timeout(body.ack, body.timeout_ms)?;
         if body.batch {
-            return Err(not_yet("batching (`batch`)"));
+            let Target::Room(room) = &target else {
+                return Err(bad("`batch` needs a `{\"room\": ...}` target"));
+            };
+            if body.ack {
+                return Err(bad("`batch` and `ack` cannot be combined"));
+            }
+            let batched = hub.batch(room, &body.message).await?;
+            return ok(&json!({ "batched": true, "pending": batched.pending }));
+        }
+        if body.ack {
+            let results = hub
+                .broadcast_with_ack(&target, &body.message, timeout)
+                .await?;
+            return ok(&json!({ "results": results }));
         }
         let recipients = hub.broadcast(target, &body.message).await?;
         ok(&json!({ "recipients": recipients }))
+    };
+    done(result.await)
+}
+
+pub async fn publish(hub: Hub, body: PublishRequest) -> Response {
+    done(
+        hub.publish_topic(&body.topic, &body.kind, &body.items)
+            .and_then(|published| ok(&published)),
+    )
+}
+
+pub async fn notify(hub: Hub, body: NotifyRequest) -> Response {
+    let result = async {
+        let notified = hub
+            .notify(&body.user_id, body.title, body.content, body.priority)
+            .await?;
+        ok(&notified)
+    };
+    done(result.await)
+}
+
+pub async fn notify_all(hub: Hub, body: NotifyAllRequest) -> Response {
+    let result = async { ok(&hub.notify_all(body.title, body.content).await?) };
+    done(result.await)
+}
+
+/// `GET /api/users/{userId}/notifications?unread=true&limit=`.
+pub async fn user_notifications(segment: String, hub: Hub, query: String) -> Response {
+    let result = async {
+        let user = user_id(&segment)?;
+        let mut unread = false;
+        let mut limit = None;
+        for (key, value) in query_pairs(&query)? {
+            match key.as_str() {
+                "unread" => unread = flag("unread", &value)?,
+                "limit" => {
+                    limit = Some(
+                        value
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad("`limit` must be a positive integer"))?,
+                    );
+                }
+                other => return Err(bad(format!("unknown query parameter `{other}`"))),
+            }
+        }
+        let items = hub.notifications(&user, unread, limit).await?;
+        ok(&json!({ "items": items }))
     };
     done(result.await)
 }
@@ -148,16 +239,17 @@ pub async fn put_data(segment: String, hub: Hub, body: Value) -> Response {
 }
 
 pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> Response {
-    done((|| {
+    let result = async {
         let options = body.options().map_err(bad)?;
-        let (info, created) = hub.create_room(&body.name, options);
+        let (info, created) = hub.create_room(&body.name, options).await?;
         let status = if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         };
         Ok(warp::reply::with_status(warp::reply::json(&info), status).into_response())
-    })())
+    };
+    done(result.await)
 }
 
 pub async fn list_rooms(hub: Hub) -> Response {
@@ -178,9 +270,7 @@ pub async fn room_history(segment: String, hub: Hub, query: String) -> Response 
         let name = room_name(&segment)?;
         let mut limit = None;
         let mut before = None;
-        for (key, value) in serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
-            .map_err(|e| bad(format!("invalid query: {e}")))?
-        {
+        for (key, value) in query_pairs(&query)? {
             match key.as_str() {
                 "limit" => {
                     limit = Some(
@@ -212,7 +302,7 @@ pub async fn add_member(room: String, client: String, hub: Hub) -> Response {
     let result = async {
         let name = room_name(&room)?;
         let conn = hub.authenticated_connection(&client_id(&client)?)?;
-        let joined = hub.join(&conn, &name).await?;
+        let joined = hub.join(&conn, &name, None).await?;
         ok(&joined)
     };
     done(result.await)

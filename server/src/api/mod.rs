@@ -75,6 +75,26 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
         .and(h())
         .and(json_body())
         .then(handlers::broadcast);
+    let publish = warp::path!("publish")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .then(handlers::publish);
+    let notify = warp::path!("notify")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .then(handlers::notify);
+    let notify_all = warp::path!("notify_all")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .then(handlers::notify_all);
+    let notifications = warp::path!("users" / String / "notifications")
+        .and(warp::get())
+        .and(h())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(handlers::user_notifications);
     let stats = warp::path!("stats")
         .and(warp::get())
         .and(h())
@@ -135,15 +155,25 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::delete())
         .and(h())
         .then(handlers::remove_member);
-    token
+    // Grouped and boxed: one long chain of `or`s makes warp's nested types (and the
+    // compiler's work on them) grow much faster than the route count.
+    let messaging = token
         .or(send)
         .unify()
         .or(broadcast)
         .unify()
+        .or(publish)
+        .unify()
+        .or(notify)
+        .unify()
+        .or(notify_all)
+        .unify()
+        .or(notifications)
+        .unify()
         .or(stats)
         .unify()
-        .or(conn_list)
-        .unify()
+        .boxed();
+    let connections = conn_list
         .or(conn_drop_all)
         .unify()
         .or(conn_get)
@@ -154,8 +184,8 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(data_put)
         .unify()
-        .or(room_create)
-        .unify()
+        .boxed();
+    let rooms = room_create
         .or(room_list)
         .unify()
         .or(room_history)
@@ -168,7 +198,8 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(member_remove)
         .unify()
-        .boxed()
+        .boxed();
+    messaging.or(connections).unify().or(rooms).unify().boxed()
 }
 
 /// Rejections of our own, turned into contract errors by [`rejection`].

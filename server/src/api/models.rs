@@ -1,8 +1,9 @@
 //! Request bodies of the HTTP API. Unknown fields are refused so a typo is a 400 rather
 //! than a silently ignored option.
 
-use roomcast_protocol::{ClientId, RoomName, UserId};
+use roomcast_protocol::{ClientId, Priority, RoomName, UserId};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::broker::Target;
@@ -43,6 +44,35 @@ pub struct BroadcastRequest {
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub batch: bool,
+}
+
+/// `POST /api/publish`: items stay raw JSON, parsed once for their `key` only.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishRequest {
+    pub topic: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub items: Vec<Box<RawValue>>,
+}
+
+/// `POST /api/notify`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifyRequest {
+    pub user_id: UserId,
+    pub title: String,
+    pub content: String,
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// `POST /api/notify_all`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifyAllRequest {
+    pub title: String,
+    pub content: String,
 }
 
 /// The `to` of a broadcast: exactly one key.

@@ -2,7 +2,7 @@
 //! everyone else reaches it through this handle: a bounded send queue and a one-shot
 //! close signal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +26,9 @@ pub(crate) struct ConnState {
     pub data: Value,
     /// Set once the connection is going away; nothing joins it after that.
     pub closed: bool,
+    /// Acknowledgements awaited from this connection, by `_messageId`. Cleared (which
+    /// tells every waiter "disconnected") when the connection goes.
+    pub acks: HashMap<String, oneshot::Sender<()>>,
 }
 
 /// The hub's handle on one connection.

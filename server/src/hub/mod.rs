@@ -9,14 +9,19 @@
 //! actor would serialize every broadcast through one task, which is the global lock we
 //! want to avoid. Lock order: a map shard, then a room, then a connection's state.
 
+mod acks;
+mod batch;
 mod conn;
+mod messaging;
 mod room;
+mod topics;
 
-use std::collections::HashSet;
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use dashmap::DashMap;
@@ -30,6 +35,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+pub use self::acks::AckOutcome;
+use self::batch::Batch;
+
 pub(crate) use self::conn::SendError;
 pub use self::conn::{ConnHandle, ConnectionInfo};
 use self::room::{Presence, Room};
@@ -39,6 +47,7 @@ use crate::auth::{Authenticator, Identity};
 use crate::broker::{Broker, Delivery, LocalDelivery, Target};
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::handler::Handler;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoredChat};
 
@@ -66,9 +75,24 @@ struct Shared {
     /// Connections open or being upgraded, for the total limit.
     open: AtomicUsize,
     ids: MessageIds,
+    /// Serializes what must not interleave for one user (pending deliveries on connect
+    /// against live private messages and notifications, subscription loading), striped
+    /// by user id: never one lock for everyone.
+    user_locks: Box<[tokio::sync::Mutex<()>]>,
+    /// Topic subscriptions of connected users: user → topic → keys.
+    subs: DashMap<UserId, HashMap<String, Arc<HashSet<String>>>>,
+    /// Connected subscribers of each topic.
+    topics: DashMap<String, HashSet<UserId>>,
+    /// Rooms' pending `batch_messages`.
+    batches: DashMap<RoomName, Arc<tokio::sync::Mutex<Batch>>>,
+    /// The application's handler, if any.
+    handler: OnceLock<Arc<dyn Handler>>,
     shutdown: CancellationToken,
     started: Instant,
 }
+
+/// Stripes of [`Shared::user_locks`].
+const USER_LOCK_STRIPES: usize = 64;
 
 /// A reserved slot under the total connection limit, released on drop.
 #[derive(Debug)]
@@ -119,10 +143,57 @@ impl Hub {
                 rooms: DashMap::new(),
                 open: AtomicUsize::new(0),
                 ids: MessageIds::default(),
+                user_locks: (0..USER_LOCK_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+                subs: DashMap::new(),
+                topics: DashMap::new(),
+                batches: DashMap::new(),
+                handler: OnceLock::new(),
                 shutdown: CancellationToken::new(),
                 started: Instant::now(),
             }),
         }
+    }
+
+    /// Installs the application's handler (custom messages, connect and close events).
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] when a handler is already installed.
+    pub fn set_handler(&self, handler: Arc<dyn Handler>) -> Result<(), ServerError> {
+        self.shared
+            .handler
+            .set(handler)
+            .map_err(|_| ServerError::Config("an application handler is already set".into()))
+    }
+
+    /// The application's handler, if any.
+    pub fn handler(&self) -> Option<&Arc<dyn Handler>> {
+        self.shared.handler.get()
+    }
+
+    /// The lock that orders deliveries to `user` against its connects.
+    pub(crate) fn user_lock(&self, user: &UserId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, RandomState};
+        static STRIPES: OnceLock<RandomState> = OnceLock::new();
+        let hash = STRIPES
+            .get_or_init(RandomState::new)
+            .hash_one(user.as_str());
+        let stripe = usize::try_from(hash % USER_LOCK_STRIPES as u64).unwrap_or(0);
+        &self.shared.user_locks[stripe]
+    }
+
+    /// Recreates the persistent rooms the store keeps.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn restore_rooms(&self) -> Result<usize, ServerError> {
+        let rooms = self.shared.store.rooms().await?;
+        let count = rooms.len();
+        for (name, options) in rooms {
+            self.insert_api_room(&name, options);
+        }
+        Ok(count)
     }
 
     /// The configuration.
@@ -189,6 +260,8 @@ impl Hub {
         let (rooms, user) = {
             let mut state = conn.state();
             state.closed = true;
+            // Dropping the senders tells every waiting acknowledgement "disconnected".
+            state.acks.clear();
             (std::mem::take(&mut state.rooms), state.user.clone())
         };
         for room in rooms {
@@ -201,9 +274,15 @@ impl Hub {
                 emptied = list.is_empty();
             }
             if emptied {
-                self.shared
+                let _turn = self.user_lock(&user.user_id).lock().await;
+                if self
+                    .shared
                     .users
-                    .remove_if(&user.user_id, |_, list| list.is_empty());
+                    .remove_if(&user.user_id, |_, list| list.is_empty())
+                    .is_some()
+                {
+                    self.unload_subscriptions(&user.user_id);
+                }
             }
             self.shared.metrics.authenticated.dec();
         }
@@ -212,7 +291,9 @@ impl Hub {
         }
     }
 
-    /// Attaches a verified identity to a connection that had none.
+    /// Attaches a verified identity to a connection that had none and queues the
+    /// `auth_ok` that `welcome` builds before anything addressed to the user can reach
+    /// the connection. The caller holds the user's lock (see [`Self::user_lock`]).
     ///
     /// # Errors
     /// `limit_exceeded` when the user already has the per-user limit of connections.
@@ -220,6 +301,7 @@ impl Hub {
         &self,
         conn: &Arc<ConnHandle>,
         identity: &Identity,
+        welcome: impl FnOnce(&User) -> ServerMessage,
     ) -> Result<Arc<User>, ServerError> {
         let user = Arc::new(identity.user.clone());
         {
@@ -237,12 +319,15 @@ impl Hub {
                     ),
                 ));
             }
+            let mut state = conn.state();
+            state.user = Some(user.clone());
+            state.expires_at = identity.expires_at;
+            drop(state);
+            // Queued while the user's map entry is locked: deliveries to the user (and to
+            // everyone) walk that map, so none of them can overtake `auth_ok`.
+            self.send(conn, &welcome(&user));
             list.push(conn.clone());
         }
-        let mut state = conn.state();
-        state.user = Some(user.clone());
-        state.expires_at = identity.expires_at;
-        drop(state);
         self.shared.metrics.authenticated.inc();
         Ok(user)
     }
@@ -275,8 +360,16 @@ impl Hub {
         self.send_frame(conn, &frame(message));
     }
 
+    /// Queues one frame for one connection, compressed if it asked and the frame is big.
     fn send_frame(&self, conn: &ConnHandle, frame: &Utf8Bytes) -> bool {
-        match conn.send(frame) {
+        self.send_outgoing(
+            conn,
+            &Outgoing::new(frame.clone(), self.config().compression_threshold),
+        )
+    }
+
+    fn send_outgoing(&self, conn: &ConnHandle, outgoing: &Outgoing) -> bool {
+        match conn.send(outgoing.for_conn(conn)) {
             Ok(()) => true,
             Err(SendError::Full) => {
                 self.shared.metrics.queue_drops.inc();
@@ -297,6 +390,7 @@ impl Hub {
         &self,
         conn: &Arc<ConnHandle>,
         name: &RoomName,
+        since: Option<&MessageId>,
     ) -> Result<Joined, ServerError> {
         let max_rooms = self.shared.config.max_rooms_per_connection;
         let (user, already) = {
@@ -322,16 +416,30 @@ impl Hub {
             }
             (user, already)
         };
-        let joined = Joined {
+        let mut joined = Joined {
             room: name.clone(),
             recovered: false,
             replayed: 0,
         };
         let outcome = loop {
             let room = self.room_or_create(name);
+            // With `since`, hold the room's sequencer from entering until the replay is
+            // queued: every chat is either stored before (and replayed) or delivered after
+            // (live), never both and never neither.
+            let turn = match since {
+                Some(_) => Some(room.sequencer.lock().await),
+                None => None,
+            };
             match self.enter(&room, conn, &user, already) {
                 Err(Retry) => continue,
-                Ok(result) => break result,
+                Ok(Err(err)) => break Err(err),
+                Ok(Ok(announce)) => {
+                    if let Some(since) = since {
+                        (joined.replayed, joined.recovered) = self.replay(conn, name, since).await;
+                    }
+                    drop(turn);
+                    break Ok(announce);
+                }
             }
         };
         let announce = match outcome {
@@ -364,6 +472,34 @@ impl Hub {
             .await;
         }
         Ok(joined)
+    }
+
+    /// Queues the stored chat of `room` newer than `since` (at most the replay limit, the
+    /// newest ones). Returns how many and whether that was everything.
+    async fn replay(&self, conn: &ConnHandle, room: &RoomName, since: &MessageId) -> (usize, bool) {
+        let limit = self.config().replay_limit;
+        match self
+            .shared
+            .store
+            .chat_since(room, since, limit.saturating_add(1))
+            .await
+        {
+            Ok(mut items) => {
+                let complete = items.len() <= limit as usize;
+                if !complete {
+                    items.remove(0);
+                }
+                let count = items.len();
+                for chat in items {
+                    self.send(conn, &chat_message(chat));
+                }
+                (count, complete)
+            }
+            Err(err) => {
+                warn!(%room, cause = %err, "history replay failed");
+                (0, false)
+            }
+        }
     }
 
     fn room_or_create(&self, name: &RoomName) -> Arc<Room> {
@@ -549,6 +685,15 @@ impl Hub {
                 ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
             })?
         };
+        let Some(sequencer) = self.shared.rooms.get(room).map(|r| r.clone()) else {
+            return Err(ServerError::request(
+                ErrorCode::NotMember,
+                format!("join room {room} before chatting in it"),
+            ));
+        };
+        // One chat at a time per room: ids, storage and delivery happen in the same order,
+        // which is what lets `join` with `since` meet live traffic without a gap.
+        let _turn = sequencer.sequencer.lock().await;
         let stored = StoredChat {
             id: self.shared.ids.next(),
             room: room.clone(),
@@ -730,8 +875,25 @@ impl Hub {
     }
 
     /// Creates a room through the API, or updates the options of an existing one (which
-    /// then stays until deleted). Returns its info and whether it was created.
-    pub fn create_room(&self, name: &RoomName, options: RoomOptions) -> (RoomInfo, bool) {
+    /// then stays until deleted). A `persistent` room is saved in the store first, so it
+    /// is back after a restart. Returns its info and whether it was created.
+    ///
+    /// # Errors
+    /// Store failures (nothing changes then).
+    pub async fn create_room(
+        &self,
+        name: &RoomName,
+        options: RoomOptions,
+    ) -> Result<(RoomInfo, bool), ServerError> {
+        if options.persistent {
+            self.shared.store.save_room(name, &options).await?;
+        } else {
+            self.shared.store.delete_room(name).await?;
+        }
+        Ok(self.insert_api_room(name, options))
+    }
+
+    fn insert_api_room(&self, name: &RoomName, options: RoomOptions) -> (RoomInfo, bool) {
         let mut created = false;
         let room = self
             .shared
@@ -780,6 +942,7 @@ impl Hub {
             .get(name)
             .map(|r| r.clone())
             .ok_or_else(|| ServerError::request(ErrorCode::NotFound, format!("no room {name}")))?;
+        self.shared.store.delete_room(name).await?;
         room.unmark_api_created();
         let members: Vec<Arc<ConnHandle>> = room.members().conns.values().cloned().collect();
         for conn in &members {
@@ -822,23 +985,41 @@ struct Retry;
 
 impl LocalDelivery for Hub {
     fn deliver_local(&self, delivery: &Delivery) -> usize {
-        let shared = &self.shared;
-        let except = delivery.except.as_ref();
+        let outgoing = Outgoing::new(delivery.frame.clone(), self.config().compression_threshold);
         let mut count = 0;
-        let mut send = |conn: &ConnHandle| {
-            if Some(&conn.id) != except && self.send_frame(conn, &delivery.frame) {
+        self.for_each_recipient(&delivery.target, delivery.except.as_ref(), |conn| {
+            if self.send_outgoing(conn, &outgoing) {
                 count += 1;
             }
+        });
+        count
+    }
+}
+
+impl Hub {
+    /// Calls `f` once for each local authenticated connection `target` names, but
+    /// `except`. Holds map and room read locks while it runs: `f` must not block.
+    pub(crate) fn for_each_recipient(
+        &self,
+        target: &Target,
+        except: Option<&ClientId>,
+        mut f: impl FnMut(&Arc<ConnHandle>),
+    ) {
+        let shared = &self.shared;
+        let mut send = |conn: &Arc<ConnHandle>| {
+            if Some(&conn.id) != except {
+                f(conn);
+            }
         };
-        match &delivery.target {
+        match target {
             Target::All => {
                 for list in &shared.users {
-                    list.iter().for_each(|c| send(c));
+                    list.iter().for_each(&mut send);
                 }
             }
             Target::Room(name) => {
                 if let Some(room) = shared.rooms.get(name).map(|r| r.clone()) {
-                    room.members().conns.values().for_each(|c| send(c));
+                    room.members().conns.values().for_each(&mut send);
                 }
             }
             Target::Rooms(names) => {
@@ -862,14 +1043,14 @@ impl LocalDelivery for Hub {
             }
             Target::User(user) => {
                 if let Some(list) = shared.users.get(user) {
-                    list.iter().for_each(|c| send(c));
+                    list.iter().for_each(&mut send);
                 }
             }
             Target::Users(users) => {
                 let unique: HashSet<&UserId> = users.iter().collect();
                 for user in unique {
                     if let Some(list) = shared.users.get(user) {
-                        list.iter().for_each(|c| send(c));
+                        list.iter().for_each(&mut send);
                     }
                 }
             }
@@ -883,7 +1064,38 @@ impl LocalDelivery for Hub {
                 }
             }
         }
-        count
+    }
+}
+
+/// One frame on its way to several connections: compressed at most once, and only if a
+/// recipient that asked for compression gets it (CONTRACT §6).
+pub(crate) struct Outgoing {
+    plain: Utf8Bytes,
+    threshold: usize,
+    compressed: OnceCell<Utf8Bytes>,
+}
+
+impl Outgoing {
+    pub(crate) fn new(plain: Utf8Bytes, threshold: usize) -> Self {
+        Self {
+            plain,
+            threshold,
+            compressed: OnceCell::new(),
+        }
+    }
+
+    /// What `conn` gets: the `compressed` form when it asked and the frame is big enough.
+    pub(crate) fn for_conn(&self, conn: &ConnHandle) -> &Utf8Bytes {
+        if conn.compress && self.plain.len() >= self.threshold {
+            self.compressed.get_or_init(|| {
+                frame(&ServerMessage::Compressed {
+                    data: roomcast_protocol::codec::deflate(self.plain.as_str()),
+                    timestamp: now_ms(),
+                })
+            })
+        } else {
+            &self.plain
+        }
     }
 }
 

@@ -87,6 +87,10 @@ pub struct Room {
     via_api: AtomicBool,
     options: RwLock<RoomOptions>,
     members: RwLock<Members>,
+    /// Taken by each chat from id to delivery and by each `join` with `since` from entry
+    /// to replay, so the two meet without a gap or a duplicate. Per room: no chat waits on
+    /// another room.
+    pub(crate) sequencer: tokio::sync::Mutex<()>,
 }
 
 impl Room {
@@ -102,6 +106,7 @@ impl Room {
             via_api: AtomicBool::new(via_api),
             options: RwLock::new(options),
             members: RwLock::new(Members::default()),
+            sequencer: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -1,0 +1,111 @@
+//! Batching (`/api/broadcast` with `batch:true`): a room's messages wait in its batch and
+//! go out as one `batch_messages` when it holds `batch_max_messages` or
+//! `batch_window` after its first message, whichever comes first. The batch's async lock
+//! is held across the publish, so batches of a room leave in order; a failed publish puts
+//! the messages back in front and tries again after another window, dropping nothing.
+
+use std::sync::Arc;
+
+use roomcast_protocol::RoomName;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tracing::warn;
+
+use super::{Hub, app_frame};
+use crate::ServerError;
+use crate::broker::{Delivery, Target};
+use crate::clock::now_ms;
+
+/// A room's waiting messages.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// Serialized application messages, in publish order.
+    messages: Vec<Utf8Bytes>,
+    /// Bumped whenever the batch empties, so a stale timer does not flush a newer batch
+    /// early.
+    generation: u64,
+}
+
+/// What `/api/broadcast` with `batch` answers.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Batched {
+    /// Messages now waiting in the room's batch (0 when this one flushed it).
+    pub pending: usize,
+}
+
+impl Hub {
+    /// Adds an application message to `room`'s batch.
+    ///
+    /// # Errors
+    /// `bad_request` for a bad message.
+    pub async fn batch(&self, room: &RoomName, message: &Value) -> Result<Batched, ServerError> {
+        let frame = app_frame(message)?;
+        let slot = self.shared.batches.entry(room.clone()).or_default().clone();
+        let mut batch = slot.lock().await;
+        batch.messages.push(frame);
+        if batch.messages.len() >= self.config().batch_max_messages {
+            self.flush(room, &mut batch).await;
+        } else if batch.messages.len() == 1 {
+            self.arm(room.clone(), slot.clone(), batch.generation);
+        }
+        Ok(Batched {
+            pending: batch.messages.len(),
+        })
+    }
+
+    /// Flushes the batch after one window, unless it was flushed (and maybe refilled)
+    /// meanwhile.
+    fn arm(&self, room: RoomName, slot: Arc<tokio::sync::Mutex<Batch>>, generation: u64) {
+        let hub = self.clone();
+        let window = self.config().batch_window;
+        tokio::spawn(async move {
+            tokio::time::sleep(window).await;
+            let mut batch = slot.lock().await;
+            if batch.generation == generation && !batch.messages.is_empty() {
+                hub.flush(&room, &mut batch).await;
+            }
+            let empty = batch.messages.is_empty();
+            drop(batch);
+            if empty {
+                hub.shared.batches.remove_if(&room, |_, current| {
+                    Arc::ptr_eq(current, &slot)
+                        && current.try_lock().is_ok_and(|b| b.messages.is_empty())
+                });
+            }
+        });
+    }
+
+    async fn flush(&self, room: &RoomName, batch: &mut tokio::sync::MutexGuard<'_, Batch>) {
+        let messages = std::mem::take(&mut batch.messages);
+        batch.generation += 1;
+        let mut text = format!(
+            "{{\"type\":\"batch_messages\",\"room\":{},\"messages\":[",
+            Value::from(room.as_str())
+        );
+        for (i, message) in messages.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(message.as_str());
+        }
+        text.push_str(&format!(
+            "],\"count\":{},\"timestamp\":{}}}",
+            messages.len(),
+            now_ms()
+        ));
+        let delivery = Delivery {
+            target: Target::Room(room.clone()),
+            except: None,
+            frame: Utf8Bytes::from(text),
+        };
+        if let Err(err) = self.publish(delivery).await {
+            warn!(%room, count = messages.len(), cause = %err, "batch not published; retrying");
+            let later = std::mem::replace(&mut batch.messages, messages);
+            batch.messages.extend(later);
+            if let Some(slot) = self.shared.batches.get(room).map(|s| s.clone()) {
+                self.arm(room.clone(), slot, batch.generation);
+            }
+        }
+    }
+}

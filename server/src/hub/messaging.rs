@@ -1,0 +1,303 @@
+//! Private messages and notifications: stored first, then delivered; what a user could
+//! not receive waits in the store and is delivered, exactly once, right after its next
+//! `auth_ok`. The user's lock (see [`Hub::user_lock`]) orders each live delivery against
+//! that connect-time catch-up, so a message is never both pending and delivered.
+
+use std::sync::Arc;
+
+use roomcast_protocol::{ErrorCode, MessageId, Priority, ServerMessage, Timestamp, User, UserId};
+use serde_json::Value;
+use tracing::warn;
+
+use super::{ConnHandle, Hub, frame};
+use crate::ServerError;
+use crate::broker::{Delivery, Target};
+use crate::clock::now_ms;
+use crate::store::{StoredGlobal, StoredNotification, StoredPrivate};
+
+/// Longest notification title, in bytes.
+const MAX_TITLE_BYTES: usize = 256;
+/// `GET /api/users/{id}/notifications` answers this many unless asked otherwise.
+pub const DEFAULT_NOTIFICATIONS: u32 = 100;
+/// ... and at most this many.
+pub const MAX_NOTIFICATIONS: u32 = 1000;
+
+/// What the sender of a private message learns.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateSent {
+    /// The message id.
+    pub id: MessageId,
+    /// The recipient.
+    pub target_user_id: UserId,
+    /// Whether a connection of the recipient got it now (otherwise it waits for the
+    /// recipient's next connect).
+    pub delivered: bool,
+    /// When it was accepted.
+    pub timestamp: Timestamp,
+}
+
+/// What `/api/notify` and `/api/notify_all` answer.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notified {
+    /// The notification id.
+    pub id: MessageId,
+    /// Connections that got it now.
+    pub delivered: usize,
+    /// When it was created.
+    pub timestamp: Timestamp,
+}
+
+/// A stored notification as the `notification` message (and API list item).
+pub fn notification_message(n: StoredNotification) -> ServerMessage {
+    ServerMessage::Notification {
+        id: n.id,
+        title: n.title,
+        content: n.content,
+        priority: n.priority,
+        read: n.read,
+        timestamp: n.timestamp,
+    }
+}
+
+fn private_message(p: StoredPrivate) -> ServerMessage {
+    ServerMessage::Private {
+        id: p.id,
+        from: p.from,
+        message: p.message,
+        timestamp: p.timestamp,
+    }
+}
+
+impl Hub {
+    fn is_online(&self, user: &UserId) -> bool {
+        self.shared.users.get(user).is_some_and(|l| !l.is_empty())
+    }
+
+    /// Sends a private message from `conn`'s user to every connection of `target` and to
+    /// the sender's other connections, after storing it.
+    ///
+    /// # Errors
+    /// `too_large` content, store or broker failures.
+    pub async fn private(
+        &self,
+        conn: &ConnHandle,
+        target: &UserId,
+        content: Value,
+    ) -> Result<PrivateSent, ServerError> {
+        self.check_content(&content)?;
+        let from = conn.user().ok_or_else(|| {
+            ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+        })?;
+        let _turn = self.user_lock(target).lock().await;
+        let delivered = self.is_online(target);
+        let stored = StoredPrivate {
+            id: self.shared.ids.next(),
+            to: target.clone(),
+            from: (*from).clone(),
+            message: content,
+            timestamp: now_ms(),
+        };
+        self.shared.store.append_private(&stored, delivered).await?;
+        let sent = PrivateSent {
+            id: stored.id.clone(),
+            target_user_id: target.clone(),
+            delivered,
+            timestamp: stored.timestamp,
+        };
+        self.publish(Delivery {
+            target: Target::Users(vec![target.clone(), from.user_id.clone()]),
+            except: Some(conn.id.clone()),
+            frame: frame(&private_message(stored)),
+        })
+        .await?;
+        Ok(sent)
+    }
+
+    /// Stores a notification for `user`, then delivers it to all its connections.
+    ///
+    /// # Errors
+    /// `bad_request` for an empty or too long title, `too_large` content, store or
+    /// broker failures.
+    pub async fn notify(
+        &self,
+        user: &UserId,
+        title: String,
+        content: String,
+        priority: Priority,
+    ) -> Result<Notified, ServerError> {
+        self.check_notification(&title, &content)?;
+        let _turn = self.user_lock(user).lock().await;
+        let delivered = self.is_online(user);
+        let stored = StoredNotification {
+            id: self.shared.ids.next(),
+            user_id: user.clone(),
+            title,
+            content,
+            priority,
+            read: false,
+            timestamp: now_ms(),
+        };
+        self.shared
+            .store
+            .append_notification(&stored, delivered)
+            .await?;
+        let (id, timestamp) = (stored.id.clone(), stored.timestamp);
+        let count = self
+            .publish(Delivery {
+                target: Target::User(user.clone()),
+                except: None,
+                frame: frame(&notification_message(stored)),
+            })
+            .await?;
+        Ok(Notified {
+            id,
+            delivered: count,
+            timestamp,
+        })
+    }
+
+    /// Logs a notification to everyone, then sends `global_notification` to every
+    /// authenticated connection.
+    ///
+    /// # Errors
+    /// As [`Self::notify`].
+    pub async fn notify_all(
+        &self,
+        title: String,
+        content: String,
+    ) -> Result<Notified, ServerError> {
+        self.check_notification(&title, &content)?;
+        let stored = StoredGlobal {
+            id: self.shared.ids.next(),
+            title,
+            content,
+            timestamp: now_ms(),
+        };
+        self.shared.store.append_global(&stored).await?;
+        let (id, timestamp) = (stored.id.clone(), stored.timestamp);
+        let message = ServerMessage::GlobalNotification {
+            id: stored.id,
+            title: stored.title,
+            content: stored.content,
+            timestamp: stored.timestamp,
+        };
+        let count = self
+            .publish(Delivery {
+                target: Target::All,
+                except: None,
+                frame: frame(&message),
+            })
+            .await?;
+        Ok(Notified {
+            id,
+            delivered: count,
+            timestamp,
+        })
+    }
+
+    fn check_notification(&self, title: &str, content: &str) -> Result<(), ServerError> {
+        if title.trim().is_empty() {
+            return Err(ServerError::request(
+                ErrorCode::BadRequest,
+                "`title` must not be empty",
+            ));
+        }
+        if title.len() > MAX_TITLE_BYTES {
+            return Err(ServerError::request(
+                ErrorCode::BadRequest,
+                format!("`title` is over {MAX_TITLE_BYTES} bytes"),
+            ));
+        }
+        let max = self.config().max_content_bytes;
+        if content.len() > max {
+            return Err(ServerError::request(
+                ErrorCode::TooLarge,
+                format!("`content` is {} bytes, the limit is {max}", content.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Marks a notification of `conn`'s user read and tells all its connections.
+    ///
+    /// # Errors
+    /// `not_found` when the user has no such notification; store or broker failures.
+    pub async fn mark_read(&self, conn: &ConnHandle, id: &MessageId) -> Result<(), ServerError> {
+        let user = conn.user().ok_or_else(|| {
+            ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+        })?;
+        if !self.shared.store.mark_read(&user.user_id, id).await? {
+            return Err(ServerError::request(
+                ErrorCode::NotFound,
+                format!("no notification {id}"),
+            ));
+        }
+        let message = ServerMessage::NotificationRead {
+            notification_id: id.clone(),
+            timestamp: now_ms(),
+        };
+        self.publish(Delivery {
+            target: Target::User(user.user_id.clone()),
+            except: None,
+            frame: frame(&message),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A user's stored notifications, newest first, as `notification` messages.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn notifications(
+        &self,
+        user: &UserId,
+        unread_only: bool,
+        limit: Option<u32>,
+    ) -> Result<Vec<ServerMessage>, ServerError> {
+        let limit = limit
+            .unwrap_or(DEFAULT_NOTIFICATIONS)
+            .clamp(1, MAX_NOTIFICATIONS);
+        let items = self
+            .shared
+            .store
+            .notifications(user, unread_only, limit)
+            .await?;
+        Ok(items.into_iter().map(notification_message).collect())
+    }
+
+    /// Right after `auth_ok`: what waited for this user (private messages and
+    /// notifications), oldest first. The caller holds the user's lock.
+    pub(crate) async fn deliver_pending(&self, conn: &Arc<ConnHandle>, user: &User) {
+        let store = &self.shared.store;
+        let privates = store.take_pending_private(&user.user_id).await;
+        let notifications = store.take_pending_notifications(&user.user_id).await;
+        let mut pending: Vec<(MessageId, ServerMessage)> = Vec::new();
+        match privates {
+            Ok(items) => pending.extend(
+                items
+                    .into_iter()
+                    .map(|p| (p.id.clone(), private_message(p))),
+            ),
+            Err(err) => {
+                warn!(user = %user.user_id, cause = %err, "pending private messages not loaded");
+            }
+        }
+        match notifications {
+            Ok(items) => pending.extend(
+                items
+                    .into_iter()
+                    .map(|n| (n.id.clone(), notification_message(n))),
+            ),
+            Err(err) => {
+                warn!(user = %user.user_id, cause = %err, "pending notifications not loaded");
+            }
+        }
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, message) in pending {
+            self.send(conn, &message);
+        }
+    }
+}

@@ -40,6 +40,22 @@ impl TestServer {
 
     /// A dev-mode server with some settings changed.
     pub async fn with(settings: Settings) -> Self {
+        Self::serve(settings, None).await
+    }
+
+    /// A dev-mode server embedding an application handler, the way an app that uses the
+    /// server as a library does (`Hub::set_handler` + `run_with`).
+    pub async fn with_handler(
+        settings: Settings,
+        handler: std::sync::Arc<dyn roomcast_server::Handler>,
+    ) -> Self {
+        Self::serve(settings, Some(handler)).await
+    }
+
+    async fn serve(
+        settings: Settings,
+        handler: Option<std::sync::Arc<dyn roomcast_server::Handler>>,
+    ) -> Self {
         // Each test server gets its own in-memory store unless the test names one.
         let store = settings
             .store
@@ -58,9 +74,21 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let api_key = config.api_key.clone();
         let secret = config.jwt_secret.clone();
-        let task = tokio::spawn(roomcast_server::run(listener, config, async move {
+        let shutdown = async move {
             let _ = stopped.await;
-        }));
+        };
+        let task = match handler {
+            None => tokio::spawn(roomcast_server::run(listener, config, shutdown)),
+            Some(handler) => {
+                let store = roomcast_server::store::open(&config.store)
+                    .await
+                    .expect("open the test store");
+                let broker = std::sync::Arc::new(roomcast_server::broker::LocalBroker);
+                let hub = roomcast_server::Hub::new(config, broker, store);
+                hub.set_handler(handler).expect("one handler");
+                tokio::spawn(roomcast_server::run_with(listener, hub, shutdown))
+            }
+        };
         Self {
             addr,
             api_key,

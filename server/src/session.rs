@@ -514,6 +514,8 @@ impl Session {
         let user = {
             let hub = self.hub.clone();
             let _turn = hub.user_lock(&identity.user.user_id).lock().await;
+            // Subscriptions first: once `auth_ok` is out, a publish must reach the user.
+            hub.load_subscriptions(&identity.user.user_id).await;
             let welcome = |user: &User| self.auth_ok(user, identity.expires_at, rooms.clone());
             let user = match self.hub.authenticate(&self.conn, &identity, welcome) {
                 Ok(user) => user,
@@ -524,7 +526,6 @@ impl Session {
                 }
             };
             self.hub.deliver_pending(&self.conn, &user).await;
-            self.hub.load_subscriptions(&user.user_id).await;
             user
         };
         self.user = Some(user.clone());

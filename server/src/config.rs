@@ -341,18 +341,25 @@ impl Config {
                 100,
                 "batch_window_ms",
             )?),
-            ack_timeout: Duration::from_millis(positive(
-                s.ack_timeout_ms,
-                30_000,
-                "ack_timeout_ms",
-            )?),
-            webhook_url: match s.webhook_url {
-                Some(url) if !url.starts_with("http://") && !url.starts_with("https://") => {
+            ack_timeout: Duration::from_millis(
+                match positive(s.ack_timeout_ms, 30_000, "ack_timeout_ms")? {
+                    ms if ms > 300_000 => {
+                        return Err(ServerError::Config(
+                            "ack_timeout_ms must be at most 300000 (5 minutes)".into(),
+                        ));
+                    }
+                    ms => ms,
+                },
+            ),
+            webhook_url: match s.webhook_url.filter(|u| !u.trim().is_empty()) {
+                // TLS for outgoing calls comes with the hardening milestone; until then an
+                // https URL would fail every call, so it is refused at start.
+                Some(url) if !url.starts_with("http://") => {
                     return Err(ServerError::Config(format!(
-                        "webhook_url {url:?} must be an http:// or https:// URL"
+                        "webhook_url {url:?} must be an http:// URL (https is not supported yet)"
                     )));
                 }
-                other => other.filter(|u| !u.is_empty()),
+                other => other,
             },
             webhook_timeout: Duration::from_millis(positive(
                 s.webhook_timeout_ms,
@@ -431,6 +438,42 @@ mod tests {
         assert_eq!(config.api_key, DEV_API_KEY);
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.heartbeat_interval, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn webhook_must_be_plain_http_and_empty_means_none() {
+        let with = |url: &str| {
+            Config::from_settings(Settings {
+                dev: Some(true),
+                webhook_url: Some(url.into()),
+                ..Settings::default()
+            })
+        };
+        assert_eq!(
+            with("http://127.0.0.1:9000/hook")
+                .unwrap()
+                .webhook_url
+                .as_deref(),
+            Some("http://127.0.0.1:9000/hook")
+        );
+        assert_eq!(with("").unwrap().webhook_url, None);
+        for bad in ["https://example.com/hook", "ftp://x", "example.com"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("http://"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ack_timeout_is_bounded() {
+        let with = |ms| {
+            Config::from_settings(Settings {
+                dev: Some(true),
+                ack_timeout_ms: Some(ms),
+                ..Settings::default()
+            })
+        };
+        assert_eq!(with(300_000).unwrap().ack_timeout, Duration::from_secs(300));
+        assert!(with(300_001).unwrap_err().to_string().contains("300000"));
     }
 
     #[test]

@@ -122,7 +122,7 @@ async fn the_api_serves_history_with_limit_and_before() {
         ))
         .await;
     assert_eq!(contents(&body["items"]), ["m1"]);
-    for bad in ["limit=abc", "before=a%2Fb", "colour=red"] {
+    for bad in ["limit=abc", "limit=0", "before=a%2Fb", "colour=red"] {
         let (status, body) = server.get(&format!("/api/rooms/news/history?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "bad_request", "{bad}: {body}");

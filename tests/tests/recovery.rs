@@ -859,6 +859,10 @@ async fn bad_publish_bodies_get_400_and_deliver_nothing() {
             json!({ "topic": "stocks", "type": "t", "items": ["AAPL"] }),
         ),
         (
+            "item an array holding a key",
+            json!({ "topic": "stocks", "type": "t", "items": [["AAPL"]] }),
+        ),
+        (
             "items not an array",
             json!({ "topic": "stocks", "type": "t", "items": { "key": "AAPL" } }),
         ),

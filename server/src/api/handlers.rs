@@ -276,7 +276,9 @@ pub async fn room_history(segment: String, hub: Hub, query: String) -> Response 
                     limit = Some(
                         value
                             .parse::<u32>()
-                            .map_err(|_| bad("`limit` must be a positive integer"))?,
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad("`limit` must be a positive integer"))?,
                     );
                 }
                 "before" => before = Some(MessageId::new(value).map_err(|e| bad(e.to_string()))?),

@@ -204,9 +204,12 @@ impl Hub {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                serde_json::from_str::<Keyed<'_>>(item.get())
+                // Only objects: serde would also read `["AAPL"]` as a struct with a key.
+                Some(item.get())
+                    .filter(|raw| raw.starts_with('{'))
+                    .and_then(|raw| serde_json::from_str::<Keyed<'_>>(raw).ok())
                     .map(|k| k.key)
-                    .map_err(|_| bad(format!("items[{i}] must be an object with a string `key`")))
+                    .ok_or_else(|| bad(format!("items[{i}] must be an object with a string `key`")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let subscribers: Vec<UserId> = match self.shared.topics.get(topic) {

@@ -240,12 +240,27 @@ fn server_command(addr: SocketAddr) -> Command {
 /// `GET path` over a raw connection; `None` when nothing answers. Returns the status
 /// and the body (`Connection: close`, so the body is everything after the headers).
 fn http(addr: SocketAddr, path: &str, key: Option<&str>) -> Option<(u16, String)> {
+    http_request(addr, "GET", path, key, None)
+}
+
+/// Any request over a raw connection, with an optional JSON body.
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let auth = key
         .map(|key| format!("Authorization: Bearer {key}\r\n"))
         .unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
@@ -611,4 +626,70 @@ async fn dev_mode_prints_a_token_that_authenticates() {
     assert_eq!(ok["userId"], claims["sub"], "{ok}");
     // Dev mode uses the well-known key.
     assert_eq!(stats_status(addr, DEV_API_KEY), 200);
+}
+
+/// Sends `message` and returns the answer to its `id`, skipping anything else.
+async fn request(ws: &mut Ws, message: Value) -> Value {
+    let id = message["id"].clone();
+    ws.send(Message::text(message.to_string()))
+        .await
+        .expect("send");
+    loop {
+        let answer = next_json(ws).await;
+        if answer["id"] == id && (answer["type"] == "reply" || answer["type"] == "error") {
+            return answer;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_default_store_is_roomcast_db_in_the_working_directory_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = free_addr();
+    let start = || {
+        let mut command = server_command(addr);
+        command.env_remove("ROOMCAST_STORE").current_dir(dir.path());
+        Process::serve(command, addr)
+    };
+    let mut server = start();
+    let (mut alice, _) = ws_login(addr, &sign(SECRET, "alice")).await;
+    let joined = request(
+        &mut alice,
+        json!({ "type": "join", "room": "lobby", "id": "j" }),
+    )
+    .await;
+    assert_eq!(joined["type"], "reply", "{joined}");
+    let sent = request(
+        &mut alice,
+        json!({ "type": "chat", "room": "lobby", "content": "kept", "id": "c" }),
+    )
+    .await;
+    let chat_id = sent["data"]["id"].clone();
+    assert!(chat_id.is_string(), "{sent}");
+    let notify = json!({ "userId": "bob", "title": "Welcome", "content": "while you were away" });
+    let (status, body) = http_request(addr, "POST", "/api/notify", Some(API_KEY), Some(&notify))
+        .expect("/api/notify answers");
+    assert_eq!(status, 200, "{body}");
+    server.signal("TERM");
+    assert_eq!(
+        server.wait_exit(SHUTDOWN).code(),
+        Some(0),
+        "{}",
+        server.logs()
+    );
+    assert!(
+        dir.path().join("roomcast.db").exists(),
+        "the default store is ./roomcast.db"
+    );
+
+    let _server = start();
+    let (status, body) = http(addr, "/api/rooms/lobby/history", Some(API_KEY)).expect("history");
+    assert_eq!(status, 200, "{body}");
+    let history: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(history["items"][0]["id"], chat_id, "{history}");
+    assert_eq!(history["items"][0]["message"], "kept", "{history}");
+    let (mut bob, _) = ws_login(addr, &sign(SECRET, "bob")).await;
+    let pending = next_json(&mut bob).await;
+    assert_eq!(pending["type"], "notification", "{pending}");
+    assert_eq!(pending["title"], "Welcome", "{pending}");
 }

@@ -511,22 +511,30 @@ impl Session {
             }
         }
         let rooms: Vec<RoomName> = self.hub.config().default_rooms.clone();
-        let user = {
+        let admitted = {
             let hub = self.hub.clone();
             let _turn = hub.user_lock(&identity.user.user_id).lock().await;
             // Subscriptions first: once `auth_ok` is out, a publish must reach the user.
             hub.load_subscriptions(&identity.user.user_id).await;
             let welcome = |user: &User| self.auth_ok(user, identity.expires_at, rooms.clone());
-            let user = match self.hub.authenticate(&self.conn, &identity, welcome) {
-                Ok(user) => user,
-                Err(err) => {
-                    self.error(id, err.code(), err.public_message());
-                    self.close(CloseCode::ConnectionLimit);
-                    return;
+            let admitted = self.hub.authenticate(&self.conn, &identity, welcome);
+            if let Ok(user) = &admitted {
+                self.hub.deliver_pending(&self.conn, user).await;
+            }
+            admitted
+        };
+        let user = match admitted {
+            Ok(user) => user,
+            Err(err) => {
+                self.error(id, err.code(), err.public_message());
+                self.close(CloseCode::ConnectionLimit);
+                // The application heard `connect`: it hears the matching `close`.
+                if let Some(handler) = self.hub.handler() {
+                    let ctx = self.context(Arc::new(identity.user));
+                    handler.on_close(&ctx).await;
                 }
-            };
-            self.hub.deliver_pending(&self.conn, &user).await;
-            user
+                return;
+            }
         };
         self.user = Some(user.clone());
         self.set_expiry(identity.expires_at);

@@ -371,6 +371,40 @@ async fn on_connect_and_on_close_get_the_connection_and_user() {
 }
 
 #[tokio::test]
+async fn a_connection_over_the_per_user_limit_after_on_connect_gets_on_close_too() {
+    let (events, rx) = mpsc::unbounded_channel();
+    let settings = Settings {
+        max_connections_per_user: Some(1),
+        ..Settings::default()
+    };
+    let server = TestServer::with_handler(settings, Arc::new(TestHandler { events })).await;
+    let mut events = Events(rx);
+    let mut first = login(&server, &mut events, "alice").await;
+
+    let token = server.token("alice");
+    let mut second = server.connect().await;
+    second
+        .send(json!({ "type": "auth", "token": token, "id": "a" }))
+        .await;
+    let error = second.expect("error").await;
+    assert_eq!(error["code"], "limit_exceeded", "{error}");
+    assert_eq!(second.close_code().await, 4009);
+    // The application heard `connect` for it, so it hears the matching `close`.
+    let Event::Connect { client_id, .. } = events.next().await else {
+        panic!("expected Connect for the second connection");
+    };
+    assert_eq!(
+        events.next().await,
+        Event::Close {
+            client_id,
+            user: json!({ "userId": "alice" })
+        }
+    );
+    assert_usable(&mut first).await;
+    events.assert_none();
+}
+
+#[tokio::test]
 async fn on_close_is_called_for_the_connection_that_closed_only() {
     let (server, mut events) = embedded().await;
     let mut alice = login(&server, &mut events, "alice").await;

@@ -1,0 +1,976 @@
+//! The `Store` conformance suite: what the hub relies on from any store, written once
+//! against `Arc<dyn Store>` and run against every store we have (see [`stores!`] at the
+//! bottom). Every store implementation must pass all of it.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Result;
+use roomcast_protocol::{MessageId, Priority, RoomName, User, UserId};
+use roomcast_server::hub::RoomOptions;
+use roomcast_server::store::{
+    self, Store, StoredChat, StoredGlobal, StoredNotification, StoredPrivate,
+};
+use serde_json::{Map, Value, json};
+
+// ---------------------------------------------------------------------------------------
+// The stores under test
+// ---------------------------------------------------------------------------------------
+
+/// A store URL to open, and the scratch directory (if any) its files live in, removed on
+/// drop so that even a failing test leaves nothing behind.
+#[derive(Debug)]
+struct Backend {
+    url: String,
+    _dir: Option<ScratchDir>,
+}
+
+impl Backend {
+    /// A fresh in-memory SQLite database: each `open` of this URL is a new, empty one.
+    fn memory() -> Self {
+        Self {
+            url: "sqlite::memory:".to_owned(),
+            _dir: None,
+        }
+    }
+
+    /// A fresh SQLite file in its own scratch directory.
+    fn sqlite_file() -> Self {
+        let dir = ScratchDir::new();
+        Self {
+            url: format!("sqlite://{}", dir.0.join("store.db").display()),
+            _dir: Some(dir),
+        }
+    }
+
+    async fn open(&self) -> Result<Arc<dyn Store>> {
+        Ok(store::open(&self.url).await?)
+    }
+}
+
+/// A directory under the system temp dir, unique per process and call (the tests crate
+/// has no `tempfile`).
+#[derive(Debug)]
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("roomcast-store-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        Self(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Opens a fresh store from `backend` and runs one suite test on it.
+async fn run<F, Fut>(backend: Backend, test: F) -> Result<()>
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let store = backend.open().await?;
+    test(store).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Builders
+// ---------------------------------------------------------------------------------------
+
+/// Message ids as the server makes them: 16 hex digits, sorting in acceptance order.
+fn id(n: u64) -> MessageId {
+    MessageId::new(format!("{n:016x}")).expect("valid message id")
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::new(name).expect("valid room name")
+}
+
+fn user(id: &str) -> UserId {
+    UserId::new(id).expect("valid user id")
+}
+
+/// A sender with every part of a public user object filled in.
+fn sender(id: &str) -> User {
+    let Value::Object(info) = json!({ "avatar": "https://example.com/a.png", "level": 3 }) else {
+        unreachable!("an object literal");
+    };
+    User::new(
+        user(id),
+        Some(format!("{id} the sender")),
+        vec!["member".to_owned()],
+        info,
+    )
+}
+
+fn timestamp(n: u64) -> u64 {
+    1_700_000_000_000 + n
+}
+
+fn chat(room_name: &str, n: u64, message: Value) -> StoredChat {
+    StoredChat {
+        id: id(n),
+        room: room(room_name),
+        from: sender("alice"),
+        message,
+        timestamp: timestamp(n),
+    }
+}
+
+fn private(to: &str, n: u64) -> StoredPrivate {
+    StoredPrivate {
+        id: id(n),
+        to: user(to),
+        from: sender("alice"),
+        message: json!({ "text": format!("private {n}") }),
+        timestamp: timestamp(n),
+    }
+}
+
+fn notification(user_id: &str, n: u64) -> StoredNotification {
+    StoredNotification {
+        id: id(n),
+        user_id: user(user_id),
+        title: format!("title {n}"),
+        content: format!("content {n}"),
+        priority: Priority::Normal,
+        read: false,
+        timestamp: timestamp(n),
+    }
+}
+
+fn global(n: u64) -> StoredGlobal {
+    StoredGlobal {
+        id: id(n),
+        title: format!("global {n}"),
+        content: format!("to everyone {n}"),
+        timestamp: timestamp(n),
+    }
+}
+
+fn keys(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|&k| k.to_owned()).collect()
+}
+
+/// Anything stored under a [`MessageId`].
+trait HasId {
+    fn message_id(&self) -> &MessageId;
+}
+
+impl HasId for StoredChat {
+    fn message_id(&self) -> &MessageId {
+        &self.id
+    }
+}
+
+impl HasId for StoredPrivate {
+    fn message_id(&self) -> &MessageId {
+        &self.id
+    }
+}
+
+impl HasId for StoredNotification {
+    fn message_id(&self) -> &MessageId {
+        &self.id
+    }
+}
+
+impl HasId for StoredGlobal {
+    fn message_id(&self) -> &MessageId {
+        &self.id
+    }
+}
+
+/// The numbers behind the ids of `items`, in order, so assertions read `[3, 4, 5]`.
+fn numbers<T: HasId>(items: &[T]) -> Vec<u64> {
+    items
+        .iter()
+        .map(|item| u64::from_str_radix(item.message_id().as_str(), 16).expect("hex id"))
+        .collect()
+}
+
+async fn append_chats(store: &dyn Store, room_name: &str, ns: impl IntoIterator<Item = u64>) {
+    for n in ns {
+        store
+            .append_chat(&chat(room_name, n, json!(format!("m{n}"))))
+            .await
+            .expect("append chat");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Chat
+// ---------------------------------------------------------------------------------------
+
+async fn chat_history_returns_the_newest_oldest_first(store: Arc<dyn Store>) -> Result<()> {
+    append_chats(&*store, "lobby", 1..=5).await;
+    let lobby = room("lobby");
+
+    assert_eq!(
+        numbers(&store.chat_history(&lobby, 3, None).await?),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        numbers(&store.chat_history(&lobby, 100, None).await?),
+        [1, 2, 3, 4, 5],
+        "a limit above the count returns everything"
+    );
+    assert!(
+        store
+            .chat_history(&room("empty"), 10, None)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+async fn chat_history_pages_strictly_before(store: Arc<dyn Store>) -> Result<()> {
+    append_chats(&*store, "lobby", 1..=7).await;
+    let lobby = room("lobby");
+
+    assert_eq!(
+        numbers(&store.chat_history(&lobby, 2, Some(&id(5))).await?),
+        [3, 4],
+        "the newest two strictly older than 5"
+    );
+    assert!(
+        store
+            .chat_history(&lobby, 10, Some(&id(1)))
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        numbers(&store.chat_history(&lobby, 10, Some(&id(100))).await?),
+        [1, 2, 3, 4, 5, 6, 7],
+        "`before` need not be a stored id"
+    );
+
+    // Paging backwards from the newest, as a client scrolling up does, sees each once.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.chat_history(&lobby, 3, before.as_ref()).await?;
+        let Some(oldest) = page.first() else { break };
+        before = Some(oldest.id.clone());
+        seen.splice(0..0, numbers(&page));
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7]);
+    Ok(())
+}
+
+async fn chat_history_is_per_room(store: Arc<dyn Store>) -> Result<()> {
+    // Interleaved, and with the same ids in both rooms: (room, id) is the key.
+    for n in 1..=4 {
+        let name = if n % 2 == 0 { "even" } else { "odd" };
+        store.append_chat(&chat(name, n, json!(n))).await?;
+    }
+    store.append_chat(&chat("even", 1, json!("also 1"))).await?;
+
+    let odd = store.chat_history(&room("odd"), 10, None).await?;
+    assert_eq!(numbers(&odd), [1, 3]);
+    assert!(odd.iter().all(|c| c.room == room("odd")), "{odd:?}");
+    let even = store.chat_history(&room("even"), 10, None).await?;
+    assert_eq!(numbers(&even), [1, 2, 4]);
+    assert_eq!(even[0].message, json!("also 1"));
+    assert_eq!(
+        numbers(&store.chat_since(&room("odd"), &id(1), 10).await?),
+        [3]
+    );
+    Ok(())
+}
+
+async fn chat_since_returns_the_newest_strictly_newer(store: Arc<dyn Store>) -> Result<()> {
+    append_chats(&*store, "lobby", 1..=6).await;
+    append_chats(&*store, "other", 7..=9).await;
+    let lobby = room("lobby");
+
+    assert_eq!(
+        numbers(&store.chat_since(&lobby, &id(2), 100).await?),
+        [3, 4, 5, 6]
+    );
+    assert_eq!(
+        numbers(&store.chat_since(&lobby, &id(2), 2).await?),
+        [5, 6],
+        "the newest `limit` of them, oldest first"
+    );
+    assert!(
+        store.chat_since(&lobby, &id(6), 100).await?.is_empty(),
+        "nothing is newer than the newest"
+    );
+    assert_eq!(
+        numbers(&store.chat_since(&lobby, &id(0), 100).await?),
+        [1, 2, 3, 4, 5, 6],
+        "`since` need not be a stored id"
+    );
+    Ok(())
+}
+
+async fn chat_content_and_sender_round_trip(store: Arc<dyn Store>) -> Result<()> {
+    let contents = [
+        json!({ "text": "hi", "mentions": ["bob"], "meta": { "edited": false, "n": null } }),
+        json!("plain string with \"quotes\", \\ and a newline\n"),
+        json!(42),
+        json!(-7),
+        json!(1.5),
+        json!(u64::MAX),
+        json!(true),
+        json!(null),
+        json!([1, "two", [3, { "four": [] }], {}]),
+        json!({ "héllo": "wörld ✓", "emoji": "🎉👩‍👩‍👧", "cjk": "聊天室", "rtl": "שלום" }),
+    ];
+    let mut stored = Vec::new();
+    for (n, message) in (1..).zip(contents) {
+        let mut item = chat("round-trip ✓", n, message);
+        let Value::Object(info) = json!({
+            "nested": { "list": [1, 2, { "deep": "yes" }] },
+            "unicode": "Zoë 🚀",
+            "n": n,
+        }) else {
+            unreachable!("an object literal");
+        };
+        item.from = User::new(
+            user(&format!("ü-{n}")),
+            Some("Zoë Ünïcode".to_owned()),
+            vec!["admin".to_owned(), "mod ★".to_owned()],
+            info,
+        );
+        store.append_chat(&item).await?;
+        stored.push(item);
+    }
+    // A sender with no name, roles or info stays without them.
+    let mut bare = chat("round-trip ✓", 99, json!("bare"));
+    bare.from = User::new(user("bare"), None, Vec::new(), Map::new());
+    store.append_chat(&bare).await?;
+    stored.push(bare);
+
+    let history = store.chat_history(&room("round-trip ✓"), 100, None).await?;
+    assert_eq!(history, stored);
+    Ok(())
+}
+
+async fn duplicate_chat_is_rejected(store: Arc<dyn Store>) -> Result<()> {
+    store
+        .append_chat(&chat("lobby", 1, json!("original")))
+        .await?;
+
+    let again = store
+        .append_chat(&chat("lobby", 1, json!("impostor")))
+        .await;
+    assert!(
+        again.is_err(),
+        "a second (room, id) must fail, got {again:?}"
+    );
+    let history = store.chat_history(&room("lobby"), 10, None).await?;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].message, json!("original"), "not overwritten");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Private messages
+// ---------------------------------------------------------------------------------------
+
+async fn pending_privates_are_taken_once_oldest_first(store: Arc<dyn Store>) -> Result<()> {
+    // Appended out of order: "oldest first" is by id, not by insertion.
+    let bob = user("bob");
+    for n in [3, 1, 2] {
+        store.append_private(&private("bob", n), false).await?;
+    }
+
+    let taken = store.take_pending_private(&bob).await?;
+    assert_eq!(numbers(&taken), [1, 2, 3]);
+    assert_eq!(taken[0], private("bob", 1), "every field round-trips");
+    assert!(
+        store.take_pending_private(&bob).await?.is_empty(),
+        "taken once"
+    );
+
+    store.append_private(&private("bob", 4), false).await?;
+    assert_eq!(
+        numbers(&store.take_pending_private(&bob).await?),
+        [4],
+        "only what arrived since the last take"
+    );
+    Ok(())
+}
+
+async fn delivered_privates_are_never_taken(store: Arc<dyn Store>) -> Result<()> {
+    let bob = user("bob");
+    store.append_private(&private("bob", 1), true).await?;
+    store.append_private(&private("bob", 2), false).await?;
+    store.append_private(&private("bob", 3), true).await?;
+
+    assert_eq!(numbers(&store.take_pending_private(&bob).await?), [2]);
+    assert!(store.take_pending_private(&bob).await?.is_empty());
+    Ok(())
+}
+
+async fn marking_a_private_delivered_removes_it_from_pending(store: Arc<dyn Store>) -> Result<()> {
+    let bob = user("bob");
+    for n in 1..=3 {
+        store.append_private(&private("bob", n), false).await?;
+    }
+    store.mark_private_delivered(&bob, &id(2)).await?;
+    // Marking another user's message, or an unknown one, changes nothing here.
+    store.mark_private_delivered(&user("carol"), &id(1)).await?;
+    store.mark_private_delivered(&bob, &id(99)).await?;
+
+    assert_eq!(numbers(&store.take_pending_private(&bob).await?), [1, 3]);
+    Ok(())
+}
+
+async fn pending_privates_are_per_user(store: Arc<dyn Store>) -> Result<()> {
+    // The same ids for both recipients: (recipient, id) is the key.
+    for n in 1..=2 {
+        store.append_private(&private("bob", n), false).await?;
+        store.append_private(&private("carol", n), false).await?;
+    }
+    store.append_private(&private("carol", 3), false).await?;
+
+    let bobs = store.take_pending_private(&user("bob")).await?;
+    assert_eq!(numbers(&bobs), [1, 2]);
+    assert!(bobs.iter().all(|p| p.to == user("bob")), "{bobs:?}");
+    let carols = store.take_pending_private(&user("carol")).await?;
+    assert_eq!(
+        numbers(&carols),
+        [1, 2, 3],
+        "bob's take left carol's pending"
+    );
+    assert!(carols.iter().all(|p| p.to == user("carol")), "{carols:?}");
+    assert!(store.take_pending_private(&user("dave")).await?.is_empty());
+    Ok(())
+}
+
+/// How many takes race for the same user's pending messages.
+const RACERS: usize = 8;
+
+async fn concurrent_takes_deliver_each_private_once(store: Arc<dyn Store>) -> Result<()> {
+    let total = 200;
+    for n in 1..=total {
+        store.append_private(&private("bob", n), false).await?;
+    }
+
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..RACERS {
+        let store = Arc::clone(&store);
+        racers.spawn(async move { store.take_pending_private(&user("bob")).await });
+    }
+    let mut taken = Vec::new();
+    while let Some(result) = racers.join_next().await {
+        let batch = result??;
+        assert!(
+            numbers(&batch).is_sorted(),
+            "each take is oldest first: {:?}",
+            numbers(&batch)
+        );
+        taken.extend(numbers(&batch));
+    }
+
+    taken.sort_unstable();
+    assert_eq!(
+        taken,
+        (1..=total).collect::<Vec<_>>(),
+        "every message taken exactly once across {RACERS} concurrent takes"
+    );
+    assert!(store.take_pending_private(&user("bob")).await?.is_empty());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Notifications
+// ---------------------------------------------------------------------------------------
+
+async fn notifications_round_trip_every_priority(store: Arc<dyn Store>) -> Result<()> {
+    let alice = user("alice");
+    let mut stored = Vec::new();
+    for (n, priority) in (1..).zip([
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ]) {
+        let mut item = notification("alice", n);
+        item.priority = priority;
+        item.title = format!("Ünïcode title {n} ✓");
+        item.content = format!("line one\nline \"two\" 🎉 {n}");
+        store.append_notification(&item, false).await?;
+        stored.push(item);
+    }
+
+    let mut listed = store.notifications(&alice, false, 10).await?;
+    listed.reverse();
+    assert_eq!(listed, stored, "listed newest first, every field intact");
+    assert_eq!(store.take_pending_notifications(&alice).await?, stored);
+    Ok(())
+}
+
+async fn pending_notifications_are_undelivered_unread_and_taken_once(
+    store: Arc<dyn Store>,
+) -> Result<()> {
+    let alice = user("alice");
+    store
+        .append_notification(&notification("alice", 4), false)
+        .await?;
+    store
+        .append_notification(&notification("alice", 1), false)
+        .await?;
+    store
+        .append_notification(&notification("alice", 2), true)
+        .await?;
+    let mut already_read = notification("alice", 3);
+    already_read.read = true;
+    store.append_notification(&already_read, false).await?;
+    store
+        .append_notification(&notification("alice", 5), false)
+        .await?;
+    assert!(store.mark_read(&alice, &id(5)).await?);
+
+    let taken = store.take_pending_notifications(&alice).await?;
+    assert_eq!(
+        numbers(&taken),
+        [1, 4],
+        "undelivered and unread, oldest first"
+    );
+    assert!(taken.iter().all(|n| !n.read));
+    assert!(
+        store.take_pending_notifications(&alice).await?.is_empty(),
+        "taken once"
+    );
+
+    // Taken means delivered, not read: they are still listed as unread.
+    let unread = store.notifications(&alice, true, 10).await?;
+    assert_eq!(numbers(&unread), [4, 2, 1]);
+    Ok(())
+}
+
+async fn mark_read_only_marks_the_users_own(store: Arc<dyn Store>) -> Result<()> {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store
+        .append_notification(&notification("alice", 1), false)
+        .await?;
+    store
+        .append_notification(&notification("bob", 2), false)
+        .await?;
+
+    assert!(store.mark_read(&alice, &id(1)).await?, "alice's own");
+    assert!(!store.mark_read(&alice, &id(99)).await?, "no such id");
+    assert!(
+        !store.mark_read(&alice, &id(2)).await?,
+        "bob's, not alice's"
+    );
+
+    let alices = store.notifications(&alice, false, 10).await?;
+    assert_eq!(numbers(&alices), [1]);
+    assert!(alices[0].read, "marked read");
+    let bobs = store.notifications(&bob, false, 10).await?;
+    assert_eq!(numbers(&bobs), [2]);
+    assert!(!bobs[0].read, "alice cannot mark bob's notification read");
+    assert_eq!(numbers(&store.take_pending_notifications(&bob).await?), [2]);
+    Ok(())
+}
+
+async fn notifications_list_newest_first_filtered_and_limited(store: Arc<dyn Store>) -> Result<()> {
+    let alice = user("alice");
+    for n in 1..=6 {
+        store
+            .append_notification(&notification("alice", n), false)
+            .await?;
+    }
+    store
+        .append_notification(&notification("bob", 7), false)
+        .await?;
+    for n in [2, 5, 6] {
+        assert!(store.mark_read(&alice, &id(n)).await?);
+    }
+
+    assert_eq!(
+        numbers(&store.notifications(&alice, false, 10).await?),
+        [6, 5, 4, 3, 2, 1]
+    );
+    assert_eq!(
+        numbers(&store.notifications(&alice, false, 3).await?),
+        [6, 5, 4]
+    );
+    assert_eq!(
+        numbers(&store.notifications(&alice, true, 10).await?),
+        [4, 3, 1]
+    );
+    assert_eq!(
+        numbers(&store.notifications(&alice, true, 2).await?),
+        [4, 3],
+        "the limit applies after the unread filter"
+    );
+    assert!(
+        store
+            .notifications(&user("carol"), false, 10)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+async fn marking_a_notification_delivered_removes_it_from_pending(
+    store: Arc<dyn Store>,
+) -> Result<()> {
+    let alice = user("alice");
+    for n in 1..=3 {
+        store
+            .append_notification(&notification("alice", n), false)
+            .await?;
+    }
+    store
+        .append_notification(&notification("bob", 2), false)
+        .await?;
+    store.mark_notification_delivered(&alice, &id(2)).await?;
+
+    assert_eq!(
+        numbers(&store.take_pending_notifications(&alice).await?),
+        [1, 3]
+    );
+    assert_eq!(
+        numbers(&store.take_pending_notifications(&user("bob")).await?),
+        [2],
+        "marking alice's 2 left bob's 2 pending"
+    );
+    Ok(())
+}
+
+async fn concurrent_takes_deliver_each_notification_once(store: Arc<dyn Store>) -> Result<()> {
+    let total = 100;
+    for n in 1..=total {
+        store
+            .append_notification(&notification("alice", n), false)
+            .await?;
+    }
+
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..RACERS {
+        let store = Arc::clone(&store);
+        racers.spawn(async move { store.take_pending_notifications(&user("alice")).await });
+    }
+    let mut taken = Vec::new();
+    while let Some(result) = racers.join_next().await {
+        taken.extend(numbers(&result??));
+    }
+
+    taken.sort_unstable();
+    assert_eq!(taken, (1..=total).collect::<Vec<_>>());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Notifications to everyone
+// ---------------------------------------------------------------------------------------
+
+async fn global_notifications_list_newest_first(store: Arc<dyn Store>) -> Result<()> {
+    assert!(store.global_notifications(10).await?.is_empty());
+    for n in [2, 1, 4, 3] {
+        store.append_global(&global(n)).await?;
+    }
+
+    let all = store.global_notifications(10).await?;
+    assert_eq!(numbers(&all), [4, 3, 2, 1]);
+    assert_eq!(all[0], global(4), "every field round-trips");
+    assert_eq!(numbers(&store.global_notifications(2).await?), [4, 3]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Subscriptions
+// ---------------------------------------------------------------------------------------
+
+async fn subscriptions_set_replace_list_and_remove(store: Arc<dyn Store>) -> Result<()> {
+    let alice = user("alice");
+    store
+        .set_subscription(&alice, "weather", &keys(&["paris", "oslo"]))
+        .await?;
+    store
+        .set_subscription(&alice, "stocks", &keys(&["ACME"]))
+        .await?;
+    store.set_subscription(&alice, "alerts", &[]).await?;
+
+    assert_eq!(
+        store.subscriptions(&alice).await?,
+        [
+            ("alerts".to_owned(), keys(&[])),
+            ("stocks".to_owned(), keys(&["ACME"])),
+            ("weather".to_owned(), keys(&["paris", "oslo"])),
+        ],
+        "by topic, keys in the order given"
+    );
+
+    store
+        .set_subscription(&alice, "weather", &keys(&["rome"]))
+        .await?;
+    assert_eq!(
+        store.subscriptions(&alice).await?[2],
+        ("weather".to_owned(), keys(&["rome"])),
+        "setting a topic again replaces its keys"
+    );
+
+    assert!(store.remove_subscription(&alice, "stocks").await?);
+    assert!(
+        !store.remove_subscription(&alice, "stocks").await?,
+        "already gone"
+    );
+    assert!(!store.remove_subscription(&alice, "never").await?);
+    let topics: Vec<String> = store
+        .subscriptions(&alice)
+        .await?
+        .into_iter()
+        .map(|(topic, _)| topic)
+        .collect();
+    assert_eq!(topics, ["alerts", "weather"]);
+    Ok(())
+}
+
+async fn subscriptions_are_per_user_and_keep_any_text(store: Arc<dyn Store>) -> Result<()> {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let odd_keys = keys(&[
+        "Zoë ✓",
+        "🎉",
+        "quote \" and \\ backslash",
+        "comma, [bracket]",
+        "",
+        "%_*",
+    ]);
+    let odd_topic = "tópic/with spaces & ünicode 🚀";
+    store.set_subscription(&alice, odd_topic, &odd_keys).await?;
+    store
+        .set_subscription(&bob, odd_topic, &keys(&["bob's"]))
+        .await?;
+
+    assert_eq!(
+        store.subscriptions(&alice).await?,
+        [(odd_topic.to_owned(), odd_keys.clone())]
+    );
+    assert!(store.remove_subscription(&bob, odd_topic).await?);
+    assert!(store.subscriptions(&bob).await?.is_empty());
+    assert_eq!(
+        store.subscriptions(&alice).await?,
+        [(odd_topic.to_owned(), odd_keys)],
+        "removing bob's left alice's"
+    );
+    assert!(store.subscriptions(&user("carol")).await?.is_empty());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Persistent rooms
+// ---------------------------------------------------------------------------------------
+
+fn staff_room() -> RoomOptions {
+    RoomOptions {
+        max_clients: Some(25),
+        persistent: true,
+        roles: vec!["staff".to_owned(), "admin ★".to_owned()],
+        presence: false,
+    }
+}
+
+async fn rooms_save_update_list_and_delete(store: Arc<dyn Store>) -> Result<()> {
+    assert!(store.rooms().await?.is_empty());
+    let defaults = RoomOptions {
+        persistent: true,
+        ..RoomOptions::default()
+    };
+    store.save_room(&room("zeta"), &defaults).await?;
+    store.save_room(&room("alpha"), &staff_room()).await?;
+    store.save_room(&room("mid ✓"), &defaults).await?;
+
+    assert_eq!(
+        store.rooms().await?,
+        [
+            (room("alpha"), staff_room()),
+            (room("mid ✓"), defaults.clone()),
+            (room("zeta"), defaults.clone()),
+        ],
+        "by name, options intact"
+    );
+
+    let updated = RoomOptions {
+        max_clients: None,
+        roles: Vec::new(),
+        presence: true,
+        ..staff_room()
+    };
+    store.save_room(&room("alpha"), &updated).await?;
+    let rooms = store.rooms().await?;
+    assert_eq!(rooms.len(), 3, "saving again updates, it does not add");
+    assert_eq!(rooms[0], (room("alpha"), updated));
+
+    assert!(store.delete_room(&room("mid ✓")).await?);
+    assert!(!store.delete_room(&room("mid ✓")).await?, "already gone");
+    assert!(!store.delete_room(&room("never")).await?);
+    let names: Vec<RoomName> = store.rooms().await?.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, [room("alpha"), room("zeta")]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Durability (stores whose URL can be opened again)
+// ---------------------------------------------------------------------------------------
+
+async fn reopening_keeps_everything(backend: Backend) -> Result<()> {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let first = chat("lobby", 1, json!({ "text": "before the restart" }));
+    {
+        let store = backend.open().await?;
+        store.append_chat(&first).await?;
+        store
+            .append_chat(&chat("lobby", 2, json!("second")))
+            .await?;
+
+        store.append_private(&private("bob", 1), false).await?;
+        assert_eq!(numbers(&store.take_pending_private(&bob).await?), [1]);
+        store.append_private(&private("bob", 2), false).await?;
+
+        store
+            .append_notification(&notification("alice", 1), false)
+            .await?;
+        assert_eq!(
+            numbers(&store.take_pending_notifications(&alice).await?),
+            [1]
+        );
+        store
+            .append_notification(&notification("alice", 2), false)
+            .await?;
+        store
+            .append_notification(&notification("alice", 3), false)
+            .await?;
+        assert!(store.mark_read(&alice, &id(3)).await?);
+
+        store.append_global(&global(1)).await?;
+        store
+            .set_subscription(&alice, "weather", &keys(&["oslo"]))
+            .await?;
+        store.save_room(&room("staff"), &staff_room()).await?;
+    }
+
+    let store = backend.open().await?;
+    assert_eq!(
+        store.chat_history(&room("lobby"), 10, None).await?[0],
+        first
+    );
+    assert_eq!(
+        numbers(&store.chat_since(&room("lobby"), &id(1), 10).await?),
+        [2]
+    );
+    assert_eq!(
+        numbers(&store.take_pending_private(&bob).await?),
+        [2],
+        "the private taken before the restart is not taken again"
+    );
+    assert_eq!(
+        numbers(&store.take_pending_notifications(&alice).await?),
+        [2],
+        "delivered and read notifications stay so"
+    );
+    let listed = store.notifications(&alice, false, 10).await?;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|n| (n.read, n.priority))
+            .collect::<Vec<_>>(),
+        [
+            (true, Priority::Normal),
+            (false, Priority::Normal),
+            (false, Priority::Normal)
+        ]
+    );
+    assert_eq!(store.global_notifications(10).await?, [global(1)]);
+    assert_eq!(
+        store.subscriptions(&alice).await?,
+        [("weather".to_owned(), keys(&["oslo"]))]
+    );
+    assert_eq!(store.rooms().await?, [(room("staff"), staff_room())]);
+
+    let again = store
+        .append_chat(&chat("lobby", 2, json!("impostor")))
+        .await;
+    assert!(
+        again.is_err(),
+        "ids stored before the restart are still taken"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn open_rejects_an_unknown_scheme() {
+    let opened = store::open("mysql://localhost/roomcast").await;
+    assert!(opened.is_err(), "{opened:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Every test against every store
+// ---------------------------------------------------------------------------------------
+
+/// For each store (a [`Backend`] constructor), a module of that name with one
+/// `#[tokio::test]` per suite test, each on a fresh store, so a failure names both:
+/// `sqlite_file::duplicate_chat_is_rejected`. Stores marked `(durable)` also run the
+/// tests that open the same URL twice.
+macro_rules! stores {
+    ($($store:ident $(($durable:ident))?),* $(,)?) => {
+        $(
+            mod $store {
+                stores!(@suite $store;
+                    chat_history_returns_the_newest_oldest_first,
+                    chat_history_pages_strictly_before,
+                    chat_history_is_per_room,
+                    chat_since_returns_the_newest_strictly_newer,
+                    chat_content_and_sender_round_trip,
+                    duplicate_chat_is_rejected,
+                    pending_privates_are_taken_once_oldest_first,
+                    delivered_privates_are_never_taken,
+                    marking_a_private_delivered_removes_it_from_pending,
+                    pending_privates_are_per_user,
+                    concurrent_takes_deliver_each_private_once,
+                    notifications_round_trip_every_priority,
+                    pending_notifications_are_undelivered_unread_and_taken_once,
+                    mark_read_only_marks_the_users_own,
+                    notifications_list_newest_first_filtered_and_limited,
+                    marking_a_notification_delivered_removes_it_from_pending,
+                    concurrent_takes_deliver_each_notification_once,
+                    global_notifications_list_newest_first,
+                    subscriptions_set_replace_list_and_remove,
+                    subscriptions_are_per_user_and_keep_any_text,
+                    rooms_save_update_list_and_delete,
+                );
+                $(stores!(@$durable $store; reopening_keeps_everything);)?
+            }
+        )*
+    };
+    (@suite $store:ident; $($test:ident),* $(,)?) => {
+        $(
+            // Multi-threaded, so the concurrent takes really run in parallel.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() -> anyhow::Result<()> {
+                super::run(super::Backend::$store(), super::$test).await
+            }
+        )*
+    };
+    (@durable $store:ident; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() -> anyhow::Result<()> {
+                super::$test(super::Backend::$store()).await
+            }
+        )*
+    };
+}
+
+// The stores under test, by `Backend` constructor. A PostgreSQL store is one more line,
+// `postgres (durable),`, with a `Backend::postgres` that makes a fresh database (or
+// schema) on the server its URL names.
+stores! {
+    memory,
+    sqlite_file (durable),
+}

@@ -109,3 +109,88 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use futures_util::future::BoxFuture;
+    use serde_json::json;
+
+    use super::*;
+    use crate::broker::{Broker, LocalDelivery};
+    use crate::config::{Config, Settings};
+
+    /// A broker whose first publish fails (the bus is down) and that records the rest.
+    #[derive(Debug, Default)]
+    struct FlakyBroker {
+        calls: Mutex<usize>,
+        published: Mutex<Vec<String>>,
+    }
+
+    impl Broker for FlakyBroker {
+        fn publish<'a>(
+            &'a self,
+            delivery: Delivery,
+            _local: &'a dyn LocalDelivery,
+        ) -> BoxFuture<'a, Result<usize, ServerError>> {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            let result = if *calls == 1 {
+                Err(ServerError::Broker("bus down".into()))
+            } else {
+                self.published
+                    .lock()
+                    .unwrap()
+                    .push(delivery.frame.as_str().to_owned());
+                Ok(0)
+            };
+            Box::pin(std::future::ready(result))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_publish_fails_is_kept_in_order_for_the_next_flush() {
+        let config = Config::from_settings(Settings {
+            dev: Some(true),
+            batch_max_messages: Some(2),
+            batch_window_ms: Some(20),
+            ..Settings::default()
+        })
+        .unwrap();
+        let broker = Arc::new(FlakyBroker::default());
+        let store = crate::store::open("sqlite::memory:").await.unwrap();
+        let hub = Hub::new(config, broker.clone(), store);
+        let room = RoomName::new("ticker").unwrap();
+        // The second message fills the batch; its publish fails, so both stay queued.
+        hub.batch(&room, &json!({ "type": "tick", "n": 1 }))
+            .await
+            .unwrap();
+        hub.batch(&room, &json!({ "type": "tick", "n": 2 }))
+            .await
+            .unwrap();
+        let batched = hub
+            .batch(&room, &json!({ "type": "tick", "n": 3 }))
+            .await
+            .unwrap();
+        assert_eq!(
+            batched.pending, 0,
+            "the retry went out with the third message"
+        );
+        let published = broker.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1, "{published:?}");
+        let batch: Value = serde_json::from_str(&published[0]).unwrap();
+        assert_eq!(batch["count"], 3, "{batch}");
+        let order: Vec<&Value> = batch["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["n"])
+            .collect();
+        assert_eq!(order, [&json!(1), &json!(2), &json!(3)]);
+        // And nothing is left for the retry timer to send twice.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(broker.published.lock().unwrap().len(), 1);
+    }
+}

@@ -1199,6 +1199,38 @@ impl Write for ByteCounter {
 mod tests {
     use super::*;
 
+    fn conn(compress: bool) -> ConnHandle {
+        let (tx, _rx) = mpsc::channel(4);
+        let (close_tx, _close_rx) = oneshot::channel();
+        let id = ClientId::new(uuid::Uuid::new_v4().simple().to_string()).unwrap();
+        ConnHandle::new(
+            id,
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            compress,
+            0,
+            tx,
+            close_tx,
+        )
+    }
+
+    #[test]
+    fn a_frame_is_compressed_once_for_all_recipients_that_asked() {
+        let big = Utf8Bytes::from(format!("{{\"type\":\"t\",\"x\":\"{}\"}}", "a".repeat(2000)));
+        let outgoing = Outgoing::new(big.clone(), 1024);
+        let (gzip_1, gzip_2, plain) = (conn(true), conn(true), conn(false));
+        let first = outgoing.for_conn(&gzip_1);
+        let second = outgoing.for_conn(&gzip_2);
+        assert!(
+            first.as_str().starts_with("{\"type\":\"compressed\""),
+            "{first}"
+        );
+        // The same bytes, not an equal copy: the gzip ran once.
+        assert_eq!(first.as_str().as_ptr(), second.as_str().as_ptr());
+        assert_eq!(outgoing.for_conn(&plain), &big);
+        let small = Outgoing::new(Utf8Bytes::from("{\"type\":\"t\"}"), 1024);
+        assert_eq!(small.for_conn(&gzip_1).as_str(), "{\"type\":\"t\"}");
+    }
+
     #[test]
     fn message_ids_strictly_increase_as_strings() {
         let ids = MessageIds::default();

@@ -1,24 +1,10 @@
-//! Roomcast browser SDK. For now this crate proves the protocol crate builds for
-//! `wasm32-unknown-unknown` and gives the SDK its home; the client itself is the SDK issue.
+//! Roomcast browser SDK. [`core`] is the whole client as a sans-I/O state machine (auth,
+//! pong, inflate, batch unpacking, acks, reconnect with backoff, rejoin without loss or
+//! duplicates, the offline queue), tested natively; the wasm-bindgen façade that drives
+//! it from a browser WebSocket sits on top of it.
 
-use roomcast_protocol::{ClientFrame, ClientMessage, RequestId};
+pub mod core;
+pub mod error;
 
-/// Encodes the `auth` frame a client sends first.
-pub fn auth_frame(token: &str, id: Option<RequestId>) -> String {
-    ClientFrame {
-        id,
-        message: ClientMessage::Auth {
-            token: token.to_owned(),
-        },
-    }
-    .encode()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn auth_frame_is_the_contract_json() {
-        let json: serde_json::Value = serde_json::from_str(&super::auth_frame("t", None)).unwrap();
-        assert_eq!(json, serde_json::json!({"type":"auth","token":"t"}));
-    }
-}
+pub use self::core::{Backoff, Core, Effect, Options, State};
+pub use self::error::ClientError;

@@ -1,0 +1,722 @@
+//! The SDK's core: a sans-I/O state machine. The wasm façade feeds it what happens (the
+//! app's calls, socket events, frames, the clock) and carries out the [`Effect`]s it
+//! returns, in order (open or close a socket, send a frame, hand a message to the app,
+//! settle a promise, wait before reconnecting). Nothing here touches the browser, so all
+//! of it is tested natively with `cargo test`, clock and randomness injected.
+
+mod backoff;
+mod rooms;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use roomcast_protocol::codec::{self, DEFAULT_INFLATE_LIMIT};
+use roomcast_protocol::{ClientFrame, ClientMessage, ErrorCode, MessageId, RequestId, RoomName};
+use serde_json::{Map, Value, json};
+
+pub use self::backoff::Backoff;
+use self::rooms::Rooms;
+use crate::error::ClientError;
+
+/// Milliseconds (the façade's `Date.now()`; any monotonic source in tests).
+pub type Millis = u64;
+
+/// What the app configures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Ask for `compressed` messages (`?compress=gzip`).
+    pub compress: bool,
+    /// Reconnect policy; `None` never reconnects.
+    pub reconnect: Option<Backoff>,
+    /// The server's heartbeat interval: no frame for twice this long means the connection
+    /// is dead, and it is replaced.
+    pub heartbeat_interval_ms: u64,
+    /// Default request timeout.
+    pub request_timeout_ms: u64,
+    /// Requests kept while disconnected, sent in order after the next `auth_ok`.
+    pub offline_queue_limit: usize,
+    /// The app gave a `getToken` callback: after close 4001 a fresh token may fix it, so
+    /// the client reconnects (asking for a token first).
+    pub refreshable_token: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            compress: true,
+            reconnect: Some(Backoff::default()),
+            heartbeat_interval_ms: 25_000,
+            request_timeout_ms: 10_000,
+            offline_queue_limit: 100,
+            refreshable_token: false,
+        }
+    }
+}
+
+/// The connection state the app sees (`onStateChange`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Not started.
+    Idle,
+    /// Opening the socket or authenticating.
+    Connecting,
+    /// Authenticated: requests go out at once.
+    Open,
+    /// Waiting `delay_ms` before attempt `attempt` (1-based).
+    Reconnecting {
+        /// The attempt about to be made.
+        attempt: u32,
+        /// How long the client waits first.
+        delay_ms: u64,
+    },
+    /// Done: no more reconnects.
+    Closed {
+        /// The close code, when the server (or the socket) gave one.
+        code: Option<u16>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the façade must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Open a WebSocket to this URL (dropping any previous one).
+    Open(String),
+    /// Send a text frame.
+    Send(String),
+    /// Close the current socket (its later events are no longer reported).
+    Close {
+        /// The close code (1000 or 4xxx).
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// Hand a server message to the app's handlers for its `type`.
+    Emit(Value),
+    /// Settle the app's request `id`.
+    Settle(u64, Result<Value, ClientError>),
+    /// The state changed.
+    State(State),
+    /// Wait this long, get a token (from `getToken` when there is one), then call
+    /// [`Core::reconnect`].
+    RetryAfter(u64),
+}
+
+/// A request the app made.
+#[derive(Debug)]
+struct Request {
+    /// The frame, with its `id`.
+    frame: String,
+    /// When the app stops waiting.
+    deadline: Millis,
+    /// Its timeout, for the error.
+    timeout_ms: u64,
+}
+
+/// The socket's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    /// Socket opening.
+    Opening,
+    /// `auth` sent, waiting for `auth_ok`.
+    Authenticating,
+    Open,
+    /// Between attempts.
+    Waiting,
+    Closed,
+}
+
+/// The client's whole state.
+pub struct Core {
+    url: String,
+    options: Options,
+    random: Box<dyn FnMut() -> f64>,
+    phase: Phase,
+    token: String,
+    /// Failed attempts since the last `auth_ok`.
+    attempt: u32,
+    last_frame: Millis,
+    next_id: u64,
+    /// Sent and waiting for an answer.
+    in_flight: BTreeMap<u64, Request>,
+    /// Made while disconnected, in order.
+    queued: VecDeque<(u64, Request)>,
+    rooms: Rooms,
+    /// Rejoins sent after a reconnect, by request id, with the app requests (joins made
+    /// while disconnected) that their answer settles.
+    rejoins: BTreeMap<u64, (RoomName, Vec<u64>)>,
+    /// Joins made while disconnected, settled by their room's rejoin.
+    joins_waiting: BTreeMap<RoomName, Vec<u64>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("url", &self.url)
+            .field("phase", &self.phase)
+            .field("attempt", &self.attempt)
+            .field("in_flight", &self.in_flight.len())
+            .field("queued", &self.queued.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A client for the server at `url` (`ws://host/ws`); `random` returns uniform
+    /// numbers in `[0, 1)` for the jitter.
+    pub fn new(url: impl Into<String>, options: Options, random: Box<dyn FnMut() -> f64>) -> Self {
+        Self {
+            url: url.into(),
+            options,
+            random,
+            phase: Phase::Idle,
+            token: String::new(),
+            attempt: 0,
+            last_frame: 0,
+            next_id: 1,
+            in_flight: BTreeMap::new(),
+            queued: VecDeque::new(),
+            rooms: Rooms::default(),
+            rejoins: BTreeMap::new(),
+            joins_waiting: BTreeMap::new(),
+        }
+    }
+
+    /// The state the app sees.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    fn socket_url(&self) -> String {
+        if self.options.compress {
+            let separator = if self.url.contains('?') { '&' } else { '?' };
+            format!("{}{separator}compress=gzip", self.url)
+        } else {
+            self.url.clone()
+        }
+    }
+
+    /// The app calls `connect()` with a token.
+    pub fn connect(&mut self, token: String, now: Millis) -> Vec<Effect> {
+        if matches!(
+            self.phase,
+            Phase::Opening | Phase::Authenticating | Phase::Open
+        ) {
+            return Vec::new();
+        }
+        self.attempt = 0;
+        self.open(token, now)
+    }
+
+    /// After [`Effect::RetryAfter`]: the next attempt, with a (possibly fresh) token.
+    pub fn reconnect(&mut self, token: String, now: Millis) -> Vec<Effect> {
+        if self.phase != Phase::Waiting {
+            return Vec::new();
+        }
+        self.open(token, now)
+    }
+
+    fn open(&mut self, token: String, now: Millis) -> Vec<Effect> {
+        self.token = token;
+        self.phase = Phase::Opening;
+        self.last_frame = now;
+        vec![
+            Effect::State(State::Connecting),
+            Effect::Open(self.socket_url()),
+        ]
+    }
+
+    /// The socket opened: authenticate first.
+    pub fn on_open(&mut self, now: Millis) -> Vec<Effect> {
+        if self.phase != Phase::Opening {
+            return Vec::new();
+        }
+        self.phase = Phase::Authenticating;
+        self.last_frame = now;
+        let auth = ClientFrame {
+            id: None,
+            message: ClientMessage::Auth {
+                token: self.token.clone(),
+            },
+        };
+        vec![Effect::Send(auth.encode())]
+    }
+
+    /// The socket closed (or failed to open) with `code`.
+    pub fn on_close(&mut self, code: u16, reason: &str, _now: Millis) -> Vec<Effect> {
+        if !matches!(
+            self.phase,
+            Phase::Opening | Phase::Authenticating | Phase::Open
+        ) {
+            return Vec::new();
+        }
+        self.lost(Some(code), reason)
+    }
+
+    /// The connection is gone: fail what was in flight, then wait and retry, or stop.
+    fn lost(&mut self, code: Option<u16>, reason: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for (id, _) in std::mem::take(&mut self.in_flight) {
+            effects.push(Effect::Settle(id, Err(ClientError::Disconnected)));
+        }
+        for (_, (room, waiting)) in std::mem::take(&mut self.rejoins) {
+            // Their app requests wait for the next rejoin.
+            self.joins_waiting.entry(room).or_default().extend(waiting);
+        }
+        let final_code = code.filter(|c| self.is_final(*c));
+        let delay = match (final_code, self.options.reconnect) {
+            (None, Some(backoff)) => backoff.delay(self.attempt, (self.random)()),
+            _ => None,
+        };
+        match delay {
+            Some(delay_ms) => {
+                self.phase = Phase::Waiting;
+                self.attempt += 1;
+                effects.push(Effect::State(State::Reconnecting {
+                    attempt: self.attempt,
+                    delay_ms,
+                }));
+                effects.push(Effect::RetryAfter(delay_ms));
+            }
+            None => {
+                let reason = if final_code.is_some() || self.options.reconnect.is_none() {
+                    reason.to_owned()
+                } else {
+                    format!("{reason} (gave up after {} attempts)", self.attempt)
+                };
+                effects.extend(self.shut(code, reason));
+            }
+        }
+        effects
+    }
+
+    /// Close codes after which reconnecting would not help (CONTRACT §8).
+    fn is_final(&self, code: u16) -> bool {
+        match code {
+            4000 | 4003 | 4009 => true,
+            4001 => !self.options.refreshable_token,
+            _ => false,
+        }
+    }
+
+    /// Ends for good: every request still waiting is rejected.
+    fn shut(&mut self, code: Option<u16>, reason: String) -> Vec<Effect> {
+        self.phase = Phase::Closed;
+        let mut effects = Vec::new();
+        let waiting = self
+            .in_flight
+            .keys()
+            .copied()
+            .chain(self.queued.iter().map(|(id, _)| *id))
+            .chain(self.joins_waiting.values().flatten().copied())
+            .chain(self.rejoins.values().flat_map(|(_, w)| w.iter().copied()))
+            .collect::<Vec<_>>();
+        self.in_flight.clear();
+        self.queued.clear();
+        self.joins_waiting.clear();
+        self.rejoins.clear();
+        for id in waiting {
+            effects.push(Effect::Settle(id, Err(ClientError::Closed)));
+        }
+        effects.push(Effect::State(State::Closed { code, reason }));
+        effects
+    }
+
+    /// The app calls `close()`.
+    pub fn close(&mut self) -> Vec<Effect> {
+        if self.phase == Phase::Closed {
+            return Vec::new();
+        }
+        let open = matches!(
+            self.phase,
+            Phase::Opening | Phase::Authenticating | Phase::Open
+        );
+        let mut effects = Vec::new();
+        if open {
+            effects.push(Effect::Close {
+                code: 1000,
+                reason: "client closed".into(),
+            });
+        }
+        effects.extend(self.shut(Some(1000), "closed by the client".into()));
+        effects
+    }
+
+    /// Time passed: the heartbeat watchdog and request timeouts.
+    pub fn on_timer(&mut self, now: Millis) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let expired: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(request) = self.in_flight.remove(&id) {
+                effects.push(Effect::Settle(
+                    id,
+                    Err(ClientError::Timeout(request.timeout_ms)),
+                ));
+            }
+        }
+        let mut kept = VecDeque::new();
+        for (id, request) in std::mem::take(&mut self.queued) {
+            if request.deadline <= now {
+                effects.push(Effect::Settle(
+                    id,
+                    Err(ClientError::Timeout(request.timeout_ms)),
+                ));
+            } else {
+                kept.push_back((id, request));
+            }
+        }
+        self.queued = kept;
+        let live = matches!(
+            self.phase,
+            Phase::Opening | Phase::Authenticating | Phase::Open
+        );
+        if live && now >= self.watchdog_deadline() {
+            effects.push(Effect::Close {
+                code: 4000,
+                reason: "no heartbeat".into(),
+            });
+            effects.extend(self.lost(None, "no frame from the server within twice the heartbeat"));
+        }
+        effects
+    }
+
+    fn watchdog_deadline(&self) -> Millis {
+        self.last_frame + 2 * self.options.heartbeat_interval_ms
+    }
+
+    /// When [`Self::on_timer`] should next run, if anything is waiting on the clock.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let live = matches!(
+            self.phase,
+            Phase::Opening | Phase::Authenticating | Phase::Open
+        );
+        let requests = self
+            .in_flight
+            .values()
+            .chain(self.queued.iter().map(|(_, r)| r))
+            .map(|r| r.deadline);
+        requests.chain(live.then(|| self.watchdog_deadline())).min()
+    }
+
+    fn allocate(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// A request of any type: `payload` holds its fields. Returns the request id the
+    /// answer will [`Effect::Settle`].
+    ///
+    /// # Errors
+    /// Settled at once with [`ClientError::InvalidRequest`] when the fields do not make a
+    /// valid message of that type, [`ClientError::QueueFull`] when disconnected with a
+    /// full queue, [`ClientError::Closed`] after the end.
+    pub fn request(
+        &mut self,
+        kind: &str,
+        payload: Map<String, Value>,
+        timeout_ms: Option<u64>,
+        now: Millis,
+    ) -> (u64, Vec<Effect>) {
+        let id = self.allocate();
+        let effects = match self.encode(id, kind, payload) {
+            Err(err) => vec![Effect::Settle(id, Err(err))],
+            Ok(ClientMessage::Join { room, .. }) => self.join(id, room),
+            Ok(ClientMessage::Leave { room }) => self.leave(id, &room, timeout_ms, now),
+            Ok(message) => {
+                let frame = ClientFrame {
+                    id: Some(RequestId::Number(id.into())),
+                    message,
+                }
+                .encode();
+                self.submit(id, frame, timeout_ms, now)
+            }
+        };
+        (id, effects)
+    }
+
+    fn encode(
+        &self,
+        id: u64,
+        kind: &str,
+        mut payload: Map<String, Value>,
+    ) -> Result<ClientMessage, ClientError> {
+        if matches!(kind, "auth" | "pong" | "ack") {
+            return Err(ClientError::InvalidRequest(format!(
+                "`{kind}` is sent by the SDK itself"
+            )));
+        }
+        payload.insert("type".into(), Value::String(kind.to_owned()));
+        payload.insert("id".into(), Value::from(id));
+        let text = Value::Object(payload).to_string();
+        ClientFrame::decode(&text)
+            .map(|frame| frame.message)
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))
+    }
+
+    fn submit(
+        &mut self,
+        id: u64,
+        frame: String,
+        timeout_ms: Option<u64>,
+        now: Millis,
+    ) -> Vec<Effect> {
+        let timeout_ms = timeout_ms.unwrap_or(self.options.request_timeout_ms);
+        let request = Request {
+            frame,
+            deadline: now.saturating_add(timeout_ms),
+            timeout_ms,
+        };
+        match self.phase {
+            Phase::Closed => vec![Effect::Settle(id, Err(ClientError::Closed))],
+            Phase::Open => {
+                let send = Effect::Send(request.frame.clone());
+                self.in_flight.insert(id, request);
+                vec![send]
+            }
+            _ if self.queued.len() >= self.options.offline_queue_limit => {
+                vec![Effect::Settle(
+                    id,
+                    Err(ClientError::QueueFull(self.queued.len())),
+                )]
+            }
+            _ => {
+                self.queued.push_back((id, request));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Joins are remembered: after a reconnect every room is rejoined from the last chat
+    /// the app got there. A join made while disconnected is settled by that rejoin.
+    fn join(&mut self, id: u64, room: RoomName) -> Vec<Effect> {
+        if self.phase == Phase::Closed {
+            return vec![Effect::Settle(id, Err(ClientError::Closed))];
+        }
+        self.rooms.track(&room);
+        if self.phase == Phase::Open {
+            let frame = join_frame(id, &room, None);
+            self.rejoins.insert(id, (room, vec![id]));
+            vec![Effect::Send(frame)]
+        } else {
+            self.joins_waiting.entry(room).or_default().push(id);
+            Vec::new()
+        }
+    }
+
+    /// Leaving forgets the room at once (no rejoin, no more of its chats).
+    fn leave(
+        &mut self,
+        id: u64,
+        room: &RoomName,
+        timeout_ms: Option<u64>,
+        now: Millis,
+    ) -> Vec<Effect> {
+        let tracked = self.rooms.untrack(room);
+        let mut effects: Vec<Effect> = self
+            .joins_waiting
+            .remove(room)
+            .into_iter()
+            .flatten()
+            .map(|join| {
+                Effect::Settle(
+                    join,
+                    Err(ClientError::InvalidRequest(format!(
+                        "left room {room} before joining it"
+                    ))),
+                )
+            })
+            .collect();
+        if self.phase == Phase::Open {
+            let frame = ClientFrame {
+                id: Some(RequestId::Number(id.into())),
+                message: ClientMessage::Leave { room: room.clone() },
+            }
+            .encode();
+            effects.extend(self.submit(id, frame, timeout_ms, now));
+        } else if tracked {
+            // The server forgot the connection's rooms with the connection.
+            effects.push(Effect::Settle(id, Ok(json!({ "room": room }))));
+        } else {
+            effects.push(Effect::Settle(
+                id,
+                Err(ClientError::Server {
+                    code: ErrorCode::NotMember,
+                    message: format!("not a member of room {room}"),
+                }),
+            ));
+        }
+        effects
+    }
+
+    /// A text frame from the server.
+    pub fn on_frame(&mut self, text: &str, now: Millis) -> Vec<Effect> {
+        self.last_frame = now;
+        let mut effects = Vec::new();
+        // Anything but a JSON object is not the server we know: ignored, not surfaced.
+        if let Ok(message @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
+            self.on_message(message, now, &mut effects);
+        }
+        effects
+    }
+
+    fn on_message(&mut self, message: Value, now: Millis, effects: &mut Vec<Effect>) {
+        let kind = message
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match kind {
+            "ping" => effects.push(Effect::Send(r#"{"type":"pong"}"#.to_owned())),
+            "auth_ok" => {
+                let was_open = self.phase == Phase::Open;
+                self.phase = Phase::Open;
+                self.attempt = 0;
+                if !was_open {
+                    effects.push(Effect::State(State::Open));
+                }
+                effects.push(Effect::Emit(message));
+                if !was_open {
+                    self.resume(now, effects);
+                }
+            }
+            "reply" | "error" | "pong" if message.get("id").is_some() => {
+                self.on_answer(&message, effects);
+            }
+            "compressed" => {
+                let inner = message
+                    .get("data")
+                    .and_then(Value::as_str)
+                    .and_then(|data| codec::inflate(data, DEFAULT_INFLATE_LIMIT).ok())
+                    .and_then(|json| serde_json::from_str::<Value>(&json).ok());
+                if let Some(inner @ Value::Object(_)) = inner {
+                    self.on_message(inner, now, effects);
+                }
+            }
+            "batch_messages" => {
+                if let Some(Value::Array(inner)) = message.get("messages") {
+                    for item in inner.clone() {
+                        if item.is_object() {
+                            self.on_message(item, now, effects);
+                        }
+                    }
+                }
+            }
+            "chat" => {
+                let position = (
+                    message
+                        .get("room")
+                        .and_then(Value::as_str)
+                        .and_then(|r| RoomName::new(r).ok()),
+                    message
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .and_then(|i| MessageId::new(i).ok()),
+                );
+                match position {
+                    // Rooms the app joined: each chat once, in order, across reconnects.
+                    (Some(room), Some(id)) if self.rooms.contains(&room) => {
+                        if self.rooms.accept(&room, &id) {
+                            effects.push(Effect::Emit(message));
+                        }
+                    }
+                    // Rooms the server put the connection in (default rooms, the API).
+                    _ => effects.push(Effect::Emit(message)),
+                }
+            }
+            _ => self.emit(message, effects),
+        }
+    }
+
+    /// Hands a message to the app, then acknowledges it if the sender asked.
+    fn emit(&mut self, message: Value, effects: &mut Vec<Effect>) {
+        let ack = (message.get("_ack") == Some(&Value::Bool(true)))
+            .then(|| {
+                message
+                    .get("_messageId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .flatten();
+        effects.push(Effect::Emit(message));
+        if let Some(message_id) = ack {
+            let frame = ClientFrame {
+                id: None,
+                message: ClientMessage::Ack { message_id },
+            };
+            effects.push(Effect::Send(frame.encode()));
+        }
+    }
+
+    /// After `auth_ok`: rejoin every room from its position, then send what waited.
+    fn resume(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+        let positions: Vec<(RoomName, Option<MessageId>)> = self
+            .rooms
+            .positions()
+            .map(|(room, last)| (room.clone(), last.cloned()))
+            .collect();
+        for (room, since) in positions {
+            let id = self.allocate();
+            effects.push(Effect::Send(join_frame(id, &room, since.as_ref())));
+            let waiting = self.joins_waiting.remove(&room).unwrap_or_default();
+            self.rejoins.insert(id, (room, waiting));
+        }
+        for (id, request) in std::mem::take(&mut self.queued) {
+            if request.deadline <= now {
+                effects.push(Effect::Settle(
+                    id,
+                    Err(ClientError::Timeout(request.timeout_ms)),
+                ));
+                continue;
+            }
+            effects.push(Effect::Send(request.frame.clone()));
+            self.in_flight.insert(id, request);
+        }
+    }
+
+    fn on_answer(&mut self, message: &Value, effects: &mut Vec<Effect>) {
+        let Some(id) = message.get("id").and_then(Value::as_u64) else {
+            // Not one of ours (the SDK numbers its requests).
+            return self.emit(message.clone(), effects);
+        };
+        let outcome = match message["type"].as_str() {
+            Some("error") => Err(ClientError::Server {
+                code: serde_json::from_value(message["code"].clone())
+                    .unwrap_or(ErrorCode::Internal),
+                message: message["message"].as_str().unwrap_or_default().to_owned(),
+            }),
+            Some("pong") => Ok(message.clone()),
+            _ => Ok(message.get("data").cloned().unwrap_or(Value::Null)),
+        };
+        if let Some((room, waiting)) = self.rejoins.remove(&id) {
+            if outcome.is_err() {
+                // The server refused the room (e.g. forbidden now): stop rejoining it.
+                self.rooms.untrack(&room);
+            }
+            for app_id in waiting {
+                effects.push(Effect::Settle(app_id, outcome.clone()));
+            }
+        } else if self.in_flight.remove(&id).is_some() {
+            effects.push(Effect::Settle(id, outcome));
+        }
+    }
+}
+
+fn join_frame(id: u64, room: &RoomName, since: Option<&MessageId>) -> String {
+    ClientFrame {
+        id: Some(RequestId::Number(id.into())),
+        message: ClientMessage::Join {
+            room: room.clone(),
+            since: since.cloned(),
+        },
+    }
+    .encode()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,469 @@
+//! The core's behaviour, driven like the façade drives it: inputs in, effects out.
+
+use serde_json::json;
+
+use super::*;
+
+const URL: &str = "ws://127.0.0.1:8080/ws";
+
+/// A core with fixed randomness (0.5) and a small queue.
+fn core(options: Options) -> Core {
+    Core::new(URL, options, Box::new(|| 0.5))
+}
+
+fn options() -> Options {
+    Options {
+        reconnect: Some(Backoff {
+            initial_delay_ms: 100,
+            max_delay_ms: 1_000,
+            max_retries: Some(3),
+            jitter: false,
+        }),
+        offline_queue_limit: 2,
+        ..Options::default()
+    }
+}
+
+fn map(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn sent(effects: &[Effect]) -> Vec<Value> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(text) => Some(serde_json::from_str(text).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn emitted(effects: &[Effect]) -> Vec<Value> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Emit(message) => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn settled(effects: &[Effect]) -> Vec<(u64, Result<Value, ClientError>)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Settle(id, outcome) => Some((*id, outcome.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn auth_ok() -> String {
+    json!({"type":"auth_ok","clientId":"c1","userId":"alice","user":{"userId":"alice"},"rooms":[],"timestamp":1}).to_string()
+}
+
+fn chat(room: &str, n: u64) -> String {
+    json!({"type":"chat","id":format!("{n:016x}"),"room":room,"from":{"userId":"bob"},"message":n,"timestamp":1}).to_string()
+}
+
+/// A core that connected and authenticated at t=0.
+fn open(options: Options) -> Core {
+    let mut core = core(options);
+    core.connect("t0".into(), 0);
+    core.on_open(0);
+    core.on_frame(&auth_ok(), 0);
+    assert!(core.is_open());
+    core
+}
+
+#[test]
+fn connecting_opens_the_socket_then_authenticates_then_is_open() {
+    let mut core = core(Options::default());
+    let effects = core.connect("secret".into(), 0);
+    assert_eq!(
+        effects,
+        [
+            Effect::State(State::Connecting),
+            Effect::Open(format!("{URL}?compress=gzip"))
+        ]
+    );
+    assert_eq!(
+        sent(&core.on_open(1)),
+        [json!({"type":"auth","token":"secret"})]
+    );
+    let effects = core.on_frame(&auth_ok(), 2);
+    assert_eq!(effects[0], Effect::State(State::Open));
+    assert_eq!(emitted(&effects)[0]["type"], "auth_ok");
+}
+
+#[test]
+fn without_compression_the_url_is_left_alone() {
+    let mut core = core(Options {
+        compress: false,
+        ..Options::default()
+    });
+    assert_eq!(core.connect("t".into(), 0)[1], Effect::Open(URL.into()));
+}
+
+#[test]
+fn every_ping_is_answered_with_pong() {
+    let mut core = open(options());
+    let effects = core.on_frame(r#"{"type":"ping","timestamp":5}"#, 5);
+    assert_eq!(sent(&effects), [json!({"type":"pong"})]);
+    assert!(emitted(&effects).is_empty());
+}
+
+#[test]
+fn a_request_resolves_with_its_reply_or_rejects_with_its_error() {
+    let mut core = open(options());
+    let (id, effects) = core.request("chat", map(json!({"room":"lobby","content":"hi"})), None, 0);
+    assert_eq!(
+        sent(&effects),
+        [json!({"type":"chat","room":"lobby","content":"hi","id":id})]
+    );
+    let effects = core.on_frame(
+        &json!({"type":"reply","id":id,"ok":true,"data":{"n":1}}).to_string(),
+        1,
+    );
+    assert_eq!(settled(&effects), [(id, Ok(json!({"n":1})))]);
+
+    let (id, _) = core.request("history", map(json!({"room":"lobby"})), None, 2);
+    let error = json!({"type":"error","id":id,"code":"not_member","message":"join first"});
+    let effects = core.on_frame(&error.to_string(), 3);
+    assert_eq!(
+        settled(&effects),
+        [(
+            id,
+            Err(ClientError::Server {
+                code: ErrorCode::NotMember,
+                message: "join first".into()
+            })
+        )]
+    );
+    // A second answer to the same id settles nothing.
+    assert!(settled(&core.on_frame(&error.to_string(), 4)).is_empty());
+}
+
+#[test]
+fn custom_types_are_requests_too_and_bad_fields_are_refused_locally() {
+    let mut core = open(options());
+    let (id, effects) = core.request("roll", map(json!({"sides":20})), None, 0);
+    assert_eq!(sent(&effects), [json!({"type":"roll","sides":20,"id":id})]);
+    for (kind, payload) in [
+        ("chat", json!({"room":"lobby"})),
+        ("auth", json!({"token":"x"})),
+        ("join", json!({"room":""})),
+    ] {
+        let (id, effects) = core.request(kind, map(payload), None, 0);
+        assert!(sent(&effects).is_empty(), "{kind}");
+        assert!(
+            matches!(&settled(&effects)[..], [(i, Err(ClientError::InvalidRequest(_)))] if *i == id),
+            "{kind}: {effects:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unanswered_request_times_out() {
+    let mut core = open(options());
+    let (id, _) = core.request("ping", Map::new(), Some(300), 1_000);
+    assert_eq!(core.next_deadline(), Some(1_300));
+    assert!(settled(&core.on_timer(1_299)).is_empty());
+    assert_eq!(
+        settled(&core.on_timer(1_300)),
+        [(id, Err(ClientError::Timeout(300)))]
+    );
+}
+
+#[test]
+fn a_pong_answers_a_ping_request() {
+    let mut core = open(options());
+    let (id, _) = core.request("ping", Map::new(), None, 0);
+    let effects = core.on_frame(&json!({"type":"pong","id":id,"timestamp":9}).to_string(), 1);
+    assert_eq!(settled(&effects)[0].1.as_ref().unwrap()["timestamp"], 9);
+}
+
+#[test]
+fn compressed_messages_are_inflated_and_batches_unpacked_in_order() {
+    let mut core = open(options());
+    let inner = json!({"type":"score_update","n":1});
+    let compressed =
+        json!({"type":"compressed","data":codec::deflate(&inner.to_string()),"timestamp":1});
+    assert_eq!(emitted(&core.on_frame(&compressed.to_string(), 1)), [inner]);
+
+    let batch = json!({"type":"batch_messages","room":"ticker","messages":[{"type":"tick","n":1},{"type":"tick","n":2}],"count":2,"timestamp":1});
+    let compressed =
+        json!({"type":"compressed","data":codec::deflate(&batch.to_string()),"timestamp":1});
+    let ticks: Vec<Value> = emitted(&core.on_frame(&compressed.to_string(), 2));
+    assert_eq!(
+        ticks,
+        [json!({"type":"tick","n":1}), json!({"type":"tick","n":2})]
+    );
+
+    // Garbage is dropped, not surfaced.
+    let bad = json!({"type":"compressed","data":"gzip:!!!","timestamp":1});
+    assert!(core.on_frame(&bad.to_string(), 3).is_empty());
+    assert!(core.on_frame("not json", 3).is_empty());
+}
+
+#[test]
+fn ack_requests_are_acknowledged_after_the_app_got_the_message() {
+    let mut core = open(options());
+    let message = json!({"type":"order","_ack":true,"_messageId":"m-7"});
+    let effects = core.on_frame(&message.to_string(), 1);
+    assert_eq!(effects[0], Effect::Emit(message));
+    assert_eq!(
+        sent(&effects[1..]),
+        [json!({"type":"ack","messageId":"m-7"})]
+    );
+}
+
+#[test]
+fn final_close_codes_stop_and_others_retry_with_backoff() {
+    for code in [4000, 4001, 4003, 4009] {
+        let mut core = open(options());
+        let effects = core.on_close(code, "bye", 1);
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::State(State::Closed {
+                code: Some(code),
+                reason: "bye".into()
+            })),
+            "{code}"
+        );
+    }
+    let mut core = open(Options {
+        refreshable_token: true,
+        ..options()
+    });
+    assert_eq!(
+        core.on_close(4001, "expired", 1).last(),
+        Some(&Effect::RetryAfter(100))
+    );
+
+    let mut core = open(options());
+    let mut delays = Vec::new();
+    for attempt in 1..=3 {
+        let effects = core.on_close(1006, "gone", 0);
+        assert_eq!(
+            effects[0],
+            Effect::State(State::Reconnecting {
+                attempt,
+                delay_ms: 100 << (attempt - 1)
+            })
+        );
+        let Some(Effect::RetryAfter(delay)) = effects.last() else {
+            panic!("{effects:?}")
+        };
+        delays.push(*delay);
+        assert_eq!(
+            core.reconnect(format!("t{attempt}"), 0)[1],
+            Effect::Open(format!("{URL}?compress=gzip"))
+        );
+        assert_eq!(
+            sent(&core.on_open(0)),
+            [json!({"type":"auth","token":format!("t{attempt}")})]
+        );
+    }
+    assert_eq!(delays, [100, 200, 400]);
+    let effects = core.on_close(1006, "gone", 0);
+    assert!(
+        matches!(effects.last(), Some(Effect::State(State::Closed { reason, .. })) if reason.contains("gave up after 3")),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn auth_ok_resets_the_backoff() {
+    let mut core = open(options());
+    core.on_close(1006, "gone", 0);
+    core.reconnect("t".into(), 0);
+    core.on_open(0);
+    core.on_frame(&auth_ok(), 0);
+    assert_eq!(
+        core.on_close(1006, "gone", 0)[0],
+        Effect::State(State::Reconnecting {
+            attempt: 1,
+            delay_ms: 100
+        })
+    );
+}
+
+#[test]
+fn requests_in_flight_when_the_connection_drops_are_rejected_as_disconnected() {
+    let mut core = open(options());
+    let (id, _) = core.request("chat", map(json!({"room":"lobby","content":1})), None, 0);
+    let effects = core.on_close(1006, "gone", 1);
+    assert_eq!(settled(&effects), [(id, Err(ClientError::Disconnected))]);
+}
+
+#[test]
+fn requests_made_offline_are_queued_sent_in_order_after_auth_and_bounded() {
+    let mut core = open(options());
+    core.on_close(1006, "gone", 0);
+    let (first, effects) = core.request("chat", map(json!({"room":"a","content":1})), None, 1);
+    assert!(effects.is_empty(), "queued, not sent: {effects:?}");
+    let (second, _) = core.request("chat", map(json!({"room":"a","content":2})), None, 2);
+    let (third, effects) = core.request("chat", map(json!({"room":"a","content":3})), None, 3);
+    assert_eq!(settled(&effects), [(third, Err(ClientError::QueueFull(2)))]);
+
+    core.reconnect("t".into(), 10);
+    core.on_open(10);
+    let effects = core.on_frame(&auth_ok(), 11);
+    let frames = sent(&effects);
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| f["id"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [first, second]
+    );
+    assert_eq!(frames[0]["content"], 1);
+}
+
+#[test]
+fn queued_requests_time_out_while_waiting() {
+    let mut core = open(options());
+    core.on_close(1006, "gone", 0);
+    let (id, _) = core.request("chat", map(json!({"room":"a","content":1})), Some(50), 0);
+    assert_eq!(
+        settled(&core.on_timer(50)),
+        [(id, Err(ClientError::Timeout(50)))]
+    );
+}
+
+#[test]
+fn rooms_are_rejoined_from_the_last_chat_seen_and_nothing_arrives_twice() {
+    let mut core = open(options());
+    let (join, effects) = core.request("join", map(json!({"room":"lobby"})), None, 0);
+    assert_eq!(
+        sent(&effects),
+        [json!({"type":"join","room":"lobby","id":join})]
+    );
+    core.on_frame(
+        &json!({"type":"reply","id":join,"ok":true,"data":{}}).to_string(),
+        0,
+    );
+    assert_eq!(emitted(&core.on_frame(&chat("lobby", 1), 1)).len(), 1);
+    assert_eq!(emitted(&core.on_frame(&chat("lobby", 2), 1)).len(), 1);
+
+    core.on_close(1006, "gone", 2);
+    core.reconnect("t".into(), 3);
+    core.on_open(3);
+    let effects = core.on_frame(&auth_ok(), 4);
+    let rejoin = &sent(&effects)[0];
+    assert_eq!(rejoin["type"], "join");
+    assert_eq!(rejoin["since"], format!("{:016x}", 2));
+    // The replay, and a live chat the server had already sent before the drop.
+    let replayed: Vec<Value> = [
+        chat("lobby", 2),
+        chat("lobby", 3),
+        chat("lobby", 3),
+        chat("lobby", 4),
+    ]
+    .iter()
+    .flat_map(|c| emitted(&core.on_frame(c, 5)))
+    .collect();
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|c| c["message"].clone())
+            .collect::<Vec<_>>(),
+        [json!(3), json!(4)]
+    );
+}
+
+#[test]
+fn a_join_made_offline_is_settled_by_the_rejoin() {
+    let mut core = core(options());
+    let (join, effects) = core.request("join", map(json!({"room":"lobby"})), None, 0);
+    assert!(effects.is_empty());
+    core.connect("t".into(), 0);
+    core.on_open(0);
+    let frames = sent(&core.on_frame(&auth_ok(), 0));
+    let rejoin = frames[0]["id"].as_u64().unwrap();
+    let reply = json!({"type":"reply","id":rejoin,"ok":true,"data":{"room":"lobby","recovered":false,"replayed":0}});
+    assert_eq!(
+        settled(&core.on_frame(&reply.to_string(), 1)),
+        [(
+            join,
+            Ok(json!({"room":"lobby","recovered":false,"replayed":0}))
+        )]
+    );
+}
+
+#[test]
+fn chats_of_rooms_the_server_joined_are_passed_through() {
+    let mut core = open(options());
+    assert_eq!(
+        emitted(&core.on_frame(&chat("announcements", 1), 1)).len(),
+        1
+    );
+    assert_eq!(
+        emitted(&core.on_frame(&chat("announcements", 1), 1)).len(),
+        1
+    );
+}
+
+#[test]
+fn leaving_forgets_the_room() {
+    let mut core = open(options());
+    core.request("join", map(json!({"room":"lobby"})), None, 0);
+    let (leave, effects) = core.request("leave", map(json!({"room":"lobby"})), None, 0);
+    assert_eq!(
+        sent(&effects),
+        [json!({"type":"leave","room":"lobby","id":leave})]
+    );
+    core.on_close(1006, "gone", 1);
+    core.reconnect("t".into(), 2);
+    core.on_open(2);
+    assert!(sent(&core.on_frame(&auth_ok(), 2)).is_empty(), "no rejoin");
+}
+
+#[test]
+fn a_silent_server_is_replaced_after_twice_the_heartbeat() {
+    let mut core = open(Options {
+        heartbeat_interval_ms: 1_000,
+        ..options()
+    });
+    core.on_frame(r#"{"type":"ping","timestamp":1}"#, 500);
+    assert_eq!(core.next_deadline(), Some(2_500));
+    assert!(core.on_timer(2_499).is_empty());
+    let effects = core.on_timer(2_500);
+    assert!(
+        matches!(effects[0], Effect::Close { code: 4000, .. }),
+        "{effects:?}"
+    );
+    assert!(effects.contains(&Effect::RetryAfter(100)), "{effects:?}");
+    // The old socket's late close event changes nothing.
+    assert!(core.on_close(1006, "late", 2_600).is_empty());
+}
+
+#[test]
+fn closing_rejects_everything_waiting_and_stops() {
+    let mut core = open(options());
+    let (sent_id, _) = core.request("chat", map(json!({"room":"a","content":1})), None, 0);
+    let effects = core.close();
+    assert_eq!(
+        effects[0],
+        Effect::Close {
+            code: 1000,
+            reason: "client closed".into()
+        }
+    );
+    assert_eq!(settled(&effects), [(sent_id, Err(ClientError::Closed))]);
+    assert!(matches!(
+        effects.last(),
+        Some(Effect::State(State::Closed {
+            code: Some(1000),
+            ..
+        }))
+    ));
+    let (late, effects) = core.request("chat", map(json!({"room":"a","content":2})), None, 1);
+    assert_eq!(settled(&effects), [(late, Err(ClientError::Closed))]);
+    assert!(core.on_close(1006, "after", 2).is_empty());
+    assert!(core.close().is_empty());
+}

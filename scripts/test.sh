@@ -9,7 +9,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== wasm32 build (protocol, client-wasm)"
+echo "== wasm32 build and clippy (protocol, client-wasm and its browser façade)"
+cargo clippy --locked -p roomcast-protocol -p roomcast-client --target wasm32-unknown-unknown -- -D warnings
 cargo build --locked -p roomcast-protocol -p roomcast-client --target wasm32-unknown-unknown
 echo "== cargo test"
 cargo test --workspace --locked

@@ -8,3 +8,6 @@ pub mod error;
 
 pub use self::core::{Backoff, Core, Effect, Options, State};
 pub use self::error::ClientError;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;

@@ -1,0 +1,561 @@
+//! The wasm-bindgen façade: `RoomcastClient` for JavaScript. It owns the browser side
+//! (the WebSocket, its listeners, one timer, the retry delay, the app's handlers and
+//! promises) and drives [`Core`] with what happens, applying the effects it returns.
+//! Every closure is owned by the struct that registered it and released on drop; the
+//! callbacks hold only a weak reference to the client, so dropping it frees everything.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Function, Promise, Reflect};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use crate::core::{Backoff, Core, Effect, Options, State};
+use crate::error::ClientError;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = include_str!("../roomcast-client.d.ts.in");
+
+fn now() -> u64 {
+    // Whole milliseconds since the epoch fit in f64 exactly until the year 287396.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = js_sys::Date::now() as u64;
+    ms
+}
+
+fn to_js(value: &Value) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap_or(JsValue::NULL)
+}
+
+fn from_js(value: &JsValue) -> Result<Value, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Value::Null);
+    }
+    serde_wasm_bindgen::from_value(value.clone())
+        .map_err(|e| js_error("bad_request", &format!("not JSON-compatible: {e}")))
+}
+
+/// A JS `Error` with a `code` property, what every rejection carries.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    let _ = Reflect::set(&error, &"code".into(), &code.into());
+    error.into()
+}
+
+fn client_error(err: &ClientError) -> JsValue {
+    js_error(err.code(), &err.to_string())
+}
+
+/// The browser WebSocket and the listeners it calls, removed and closed on drop.
+struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    fn open(url: &str, client: &Weak<RefCell<Inner>>) -> Result<Self, JsValue> {
+        let ws = WebSocket::new(url)?;
+        // Text frames are all the protocol uses; array buffers keep a stray binary frame
+        // from being handed to us as a Blob that needs an async read.
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let on_open = {
+            let client = client.clone();
+            Closure::<dyn FnMut()>::new(move || drive(&client, |core| core.on_open(now())))
+        };
+        let on_message = {
+            let client = client.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                if let Some(text) = event.data().as_string() {
+                    drive(&client, |core| core.on_frame(&text, now()));
+                }
+            })
+        };
+        let on_close = {
+            let client = client.clone();
+            Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+                let (code, reason) = (event.code(), event.reason());
+                drive(&client, |core| core.on_close(code, &reason, now()));
+            })
+        };
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Ok(Self {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
+}
+
+/// Everything the client owns.
+struct Inner {
+    core: Core,
+    socket: Option<Socket>,
+    /// The one timer for the core's next deadline.
+    timer: Option<Timeout>,
+    /// The wait before the next reconnect.
+    retry: Option<Timeout>,
+    token: Option<String>,
+    get_token: Option<Function>,
+    handlers: HashMap<String, Vec<Function>>,
+    state_handlers: Vec<Function>,
+    pending: HashMap<u64, (Function, Function)>,
+    /// `connect()` promises waiting for the first `auth_ok` (or the end).
+    connecting: Vec<(Function, Function)>,
+}
+
+/// Runs `step` on the core, then applies its effects with no borrow held, so an app
+/// handler may call back into the client.
+fn drive(client: &Weak<RefCell<Inner>>, step: impl FnOnce(&mut Core) -> Vec<Effect>) {
+    let Some(client) = client.upgrade() else {
+        return;
+    };
+    let effects = step(&mut client.borrow_mut().core);
+    apply(&client, effects);
+}
+
+fn apply(client: &Rc<RefCell<Inner>>, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Open(url) => {
+                let weak = Rc::downgrade(client);
+                let socket = Socket::open(&url, &weak);
+                match socket {
+                    Ok(socket) => client.borrow_mut().socket = Some(socket),
+                    Err(_) => {
+                        // An invalid URL cannot get better by retrying.
+                        client.borrow_mut().socket = None;
+                        let effects = client.borrow_mut().core.close();
+                        apply(client, effects);
+                    }
+                }
+            }
+            Effect::Send(text) => {
+                if let Some(socket) = &client.borrow().socket {
+                    let _ = socket.ws.send_with_str(&text);
+                }
+            }
+            Effect::Close { code, reason } => {
+                if let Some(socket) = client.borrow_mut().socket.take() {
+                    let _ = socket.ws.close_with_code_and_reason(code, &reason);
+                }
+            }
+            Effect::Emit(message) => emit(client, &message),
+            Effect::Settle(id, outcome) => {
+                let waiter = client.borrow_mut().pending.remove(&id);
+                if let Some((resolve, reject)) = waiter {
+                    let _ = match outcome {
+                        Ok(value) => resolve.call1(&JsValue::NULL, &to_js(&value)),
+                        Err(err) => reject.call1(&JsValue::NULL, &client_error(&err)),
+                    };
+                }
+            }
+            Effect::State(state) => on_state(client, &state),
+            Effect::RetryAfter(delay_ms) => {
+                let weak = Rc::downgrade(client);
+                let wait = u32::try_from(delay_ms).unwrap_or(u32::MAX);
+                let retry = Timeout::new(wait, move || {
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let Some(client) = weak.upgrade() else { return };
+                        match fetch_token(&client).await {
+                            Ok(token) => {
+                                let effects = client.borrow_mut().core.reconnect(token, now());
+                                apply(&client, effects);
+                            }
+                            Err(_) => {
+                                let effects = client.borrow_mut().core.close();
+                                apply(&client, effects);
+                            }
+                        }
+                    });
+                });
+                client.borrow_mut().retry = Some(retry);
+            }
+        }
+    }
+    schedule(client);
+}
+
+/// Arms the single timer for the core's next deadline.
+fn schedule(client: &Rc<RefCell<Inner>>) {
+    let deadline = client.borrow().core.next_deadline();
+    let timer = deadline.map(|at| {
+        let weak = Rc::downgrade(client);
+        let wait = u32::try_from(at.saturating_sub(now())).unwrap_or(u32::MAX);
+        Timeout::new(wait, move || drive(&weak, |core| core.on_timer(now())))
+    });
+    client.borrow_mut().timer = timer;
+}
+
+fn emit(client: &Rc<RefCell<Inner>>, message: &Value) {
+    let kind = message
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let handlers: Vec<Function> = {
+        let inner = client.borrow();
+        [kind, "*"]
+            .iter()
+            .filter_map(|k| inner.handlers.get(*k))
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    if handlers.is_empty() {
+        return;
+    }
+    let js = to_js(message);
+    for handler in handlers {
+        // A throwing handler must not stop the others (or the client).
+        let _ = handler.call1(&JsValue::NULL, &js);
+    }
+}
+
+fn on_state(client: &Rc<RefCell<Inner>>, state: &State) {
+    let (name, detail) = match state {
+        State::Idle => ("idle", Value::Null),
+        State::Connecting => ("connecting", Value::Null),
+        State::Open => ("open", Value::Null),
+        State::Reconnecting { attempt, delay_ms } => (
+            "reconnecting",
+            serde_json::json!({ "attempt": attempt, "delayMs": delay_ms }),
+        ),
+        State::Closed { code, reason } => (
+            "closed",
+            serde_json::json!({ "code": code, "reason": reason }),
+        ),
+    };
+    let settle: Vec<(Function, Function)> = match state {
+        State::Open | State::Closed { .. } => std::mem::take(&mut client.borrow_mut().connecting),
+        _ => Vec::new(),
+    };
+    for (resolve, reject) in settle {
+        let _ = match state {
+            State::Open => resolve.call0(&JsValue::NULL),
+            _ => reject.call1(
+                &JsValue::NULL,
+                &js_error("closed", "the client closed before it connected"),
+            ),
+        };
+    }
+    let handlers = client.borrow().state_handlers.clone();
+    let mut event = Map::new();
+    event.insert("state".into(), Value::from(name));
+    if let Value::Object(extra) = detail {
+        event.extend(extra);
+    }
+    let js = to_js(&Value::Object(event));
+    for handler in handlers {
+        let _ = handler.call1(&JsValue::NULL, &js);
+    }
+}
+
+/// The token for the next attempt: `getToken()` when given (awaited if it returns a
+/// promise), else the static token.
+async fn fetch_token(client: &Rc<RefCell<Inner>>) -> Result<String, JsValue> {
+    let (token, get_token) = {
+        let inner = client.borrow();
+        (inner.token.clone(), inner.get_token.clone())
+    };
+    if let Some(get_token) = get_token {
+        let result = get_token.call0(&JsValue::NULL)?;
+        let value = match result.dyn_into::<Promise>() {
+            Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await?,
+            Err(value) => value,
+        };
+        return value
+            .as_string()
+            .ok_or_else(|| js_error("auth_failed", "getToken must return a string"));
+    }
+    token.ok_or_else(|| js_error("auth_failed", "no token: pass `token` or `getToken`"))
+}
+
+fn number(options: &JsValue, key: &str) -> Option<f64> {
+    Reflect::get(options, &key.into())
+        .ok()
+        .and_then(|v| v.as_f64())
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn millis(value: f64) -> u64 {
+    value.max(0.0) as u64
+}
+
+/// Reads the constructor's options object.
+fn read_options(options: &JsValue) -> Result<(Options, Option<String>, Option<Function>), JsValue> {
+    let get = |key: &str| Reflect::get(options, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let token = get("token").as_string();
+    let get_token = get("getToken").dyn_into::<Function>().ok();
+    if token.is_none() && get_token.is_none() {
+        return Err(js_error(
+            "bad_request",
+            "options need `token` or `getToken`",
+        ));
+    }
+    let mut core = Options {
+        refreshable_token: get_token.is_some(),
+        ..Options::default()
+    };
+    if let Some(compress) = get("compress").as_bool() {
+        core.compress = compress;
+    }
+    let reconnect = get("reconnect");
+    if reconnect == JsValue::FALSE {
+        core.reconnect = None;
+    } else if reconnect.is_object() {
+        let mut backoff = Backoff::default();
+        if let Some(v) = number(&reconnect, "initialDelayMs") {
+            backoff.initial_delay_ms = millis(v);
+        }
+        if let Some(v) = number(&reconnect, "maxDelayMs") {
+            backoff.max_delay_ms = millis(v);
+        }
+        if let Some(v) = number(&reconnect, "maxRetries") {
+            backoff.max_retries = Some(u32::try_from(millis(v)).unwrap_or(u32::MAX));
+        }
+        if let Some(jitter) = Reflect::get(&reconnect, &"jitter".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+        {
+            backoff.jitter = jitter;
+        }
+        core.reconnect = Some(backoff);
+    }
+    if let Some(v) = number(options, "heartbeatIntervalMs") {
+        core.heartbeat_interval_ms = millis(v);
+    }
+    if let Some(v) = number(options, "requestTimeoutMs") {
+        core.request_timeout_ms = millis(v);
+    }
+    if let Some(v) = number(options, "offlineQueueLimit") {
+        core.offline_queue_limit = usize::try_from(millis(v)).unwrap_or(usize::MAX);
+    }
+    Ok((core, token, get_token))
+}
+
+/// A Roomcast connection for a web page.
+#[wasm_bindgen(js_name = RoomcastClient, skip_typescript)]
+pub struct RoomcastClient {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl std::fmt::Debug for RoomcastClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.inner.try_borrow() {
+            Ok(inner) => f.debug_tuple("RoomcastClient").field(&inner.core).finish(),
+            Err(_) => f.write_str("RoomcastClient(busy)"),
+        }
+    }
+}
+
+#[wasm_bindgen(js_class = RoomcastClient)]
+impl RoomcastClient {
+    /// `new RoomcastClient(url, { token | getToken, compress, reconnect, ... })`.
+    ///
+    /// # Errors
+    /// A JS `Error` (code `bad_request`) for options without a token.
+    #[wasm_bindgen(constructor)]
+    pub fn new(url: &str, options: &JsValue) -> Result<RoomcastClient, JsValue> {
+        let (options, token, get_token) = read_options(options)?;
+        let core = Core::new(url, options, Box::new(js_sys::Math::random));
+        Ok(Self {
+            inner: Rc::new(RefCell::new(Inner {
+                core,
+                socket: None,
+                timer: None,
+                retry: None,
+                token,
+                get_token,
+                handlers: HashMap::new(),
+                state_handlers: Vec::new(),
+                pending: HashMap::new(),
+                connecting: Vec::new(),
+            })),
+        })
+    }
+
+    /// Connects; resolves on the first `auth_ok`, rejects if the client closes first.
+    pub fn connect(&self) -> Promise {
+        let client = self.inner.clone();
+        let promise = Promise::new(&mut |resolve, reject| {
+            client.borrow_mut().connecting.push((resolve, reject));
+        });
+        let client = self.inner.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            match fetch_token(&client).await {
+                Ok(token) => {
+                    let effects = client.borrow_mut().core.connect(token, now());
+                    apply(&client, effects);
+                }
+                Err(err) => {
+                    for (_, reject) in std::mem::take(&mut client.borrow_mut().connecting) {
+                        let _ = reject.call1(&JsValue::NULL, &err);
+                    }
+                }
+            }
+        });
+        promise
+    }
+
+    /// Closes for good: no reconnect; waiting requests reject with `closed`.
+    pub fn close(&self) {
+        let effects = self.inner.borrow_mut().core.close();
+        apply(&self.inner, effects);
+        let mut inner = self.inner.borrow_mut();
+        inner.retry = None;
+        inner.socket = None;
+    }
+
+    /// Calls `handler(message)` for every server message of `type` (`"*"`: all).
+    pub fn on(&self, kind: &str, handler: Function) {
+        self.inner
+            .borrow_mut()
+            .handlers
+            .entry(kind.to_owned())
+            .or_default()
+            .push(handler);
+    }
+
+    /// Removes a handler added with `on`.
+    pub fn off(&self, kind: &str, handler: &Function) {
+        if let Some(list) = self.inner.borrow_mut().handlers.get_mut(kind) {
+            list.retain(|h| h != handler);
+        }
+    }
+
+    /// Calls `handler({state, ...})` on every state change.
+    #[wasm_bindgen(js_name = onStateChange)]
+    pub fn on_state_change(&self, handler: Function) {
+        self.inner.borrow_mut().state_handlers.push(handler);
+    }
+
+    /// Any request: resolves with the reply's `data`, rejects with an `Error` whose
+    /// `code` is the server's (or `timeout`, `disconnected`, `closed`, `queue_full`).
+    pub fn request(&self, kind: &str, payload: &JsValue, options: &JsValue) -> Promise {
+        let payload = match from_js(payload) {
+            Ok(Value::Object(map)) => map,
+            Ok(Value::Null) => Map::new(),
+            Ok(_) => {
+                return Promise::reject(&js_error("bad_request", "the payload must be an object"));
+            }
+            Err(err) => return Promise::reject(&err),
+        };
+        let timeout = number(options, "timeoutMs").map(millis);
+        self.send(kind, payload, timeout)
+    }
+
+    fn send(&self, kind: &str, payload: Map<String, Value>, timeout: Option<u64>) -> Promise {
+        let (id, effects) = self
+            .inner
+            .borrow_mut()
+            .core
+            .request(kind, payload, timeout, now());
+        let client = self.inner.clone();
+        let promise = Promise::new(&mut |resolve, reject| {
+            client.borrow_mut().pending.insert(id, (resolve, reject));
+        });
+        apply(&self.inner, effects);
+        promise
+    }
+
+    fn call(&self, kind: &str, fields: Value) -> Promise {
+        match fields {
+            Value::Object(map) => self.send(kind, map, None),
+            _ => Promise::reject(&js_error("bad_request", "invalid fields")),
+        }
+    }
+
+    /// Joins a room (rejoined after every reconnect, from the last message seen).
+    pub fn join(&self, room: &str) -> Promise {
+        self.call("join", serde_json::json!({ "room": room }))
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) -> Promise {
+        self.call("leave", serde_json::json!({ "room": room }))
+    }
+
+    /// Says `content` (any JSON) in a room.
+    pub fn chat(&self, room: &str, content: &JsValue) -> Promise {
+        match from_js(content) {
+            Ok(content) => self.call(
+                "chat",
+                serde_json::json!({ "room": room, "content": content }),
+            ),
+            Err(err) => Promise::reject(&err),
+        }
+    }
+
+    /// A private message to every connection of `userId`.
+    #[wasm_bindgen(js_name = sendPrivate)]
+    pub fn send_private(&self, user_id: &str, content: &JsValue) -> Promise {
+        match from_js(content) {
+            Ok(content) => self.call(
+                "private",
+                serde_json::json!({ "targetUserId": user_id, "content": content }),
+            ),
+            Err(err) => Promise::reject(&err),
+        }
+    }
+
+    /// Stored chat of a room: `{limit, before}` optional.
+    pub fn history(&self, room: &str, options: &JsValue) -> Promise {
+        let mut fields = serde_json::json!({ "room": room });
+        if let Some(limit) = number(options, "limit") {
+            fields["limit"] = Value::from(millis(limit));
+        }
+        if let Some(before) = Reflect::get(options, &"before".into())
+            .ok()
+            .and_then(|v| v.as_string())
+        {
+            fields["before"] = Value::from(before);
+        }
+        self.call("history", fields)
+    }
+
+    /// Marks a notification read (every tab of the user hears `notification_read`).
+    #[wasm_bindgen(js_name = markRead)]
+    pub fn mark_read(&self, notification_id: &str) -> Promise {
+        self.call(
+            "mark_read",
+            serde_json::json!({ "notificationId": notification_id }),
+        )
+    }
+
+    /// Receives the items of `topic` whose key is in `keys`.
+    pub fn subscribe(&self, topic: &str, keys: &JsValue) -> Promise {
+        match from_js(keys) {
+            Ok(keys) => self.call(
+                "subscribe",
+                serde_json::json!({ "topic": topic, "keys": keys }),
+            ),
+            Err(err) => Promise::reject(&err),
+        }
+    }
+
+    /// Stops receiving `topic`.
+    pub fn unsubscribe(&self, topic: &str) -> Promise {
+        self.call("unsubscribe", serde_json::json!({ "topic": topic }))
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the repository: formatting, clippy, the wasm32 build of the
-# shared protocol crate and the SDK, and every unit and end-to-end test.
+# shared protocol crate and the SDK, every unit and end-to-end test, and the SDK's tests in
+# headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== wasm32 build and clippy (protocol, client-wasm and its browser façade)"
-cargo clippy --locked -p roomcast-protocol -p roomcast-client --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --locked -p roomcast-protocol -p roomcast-client --target wasm32-unknown-unknown --all-targets -- -D warnings
 cargo build --locked -p roomcast-protocol -p roomcast-client --target wasm32-unknown-unknown
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== browser tests of the SDK (headless Chromium against a real server)"
+scripts/browser-test.sh
 echo "== all checks passed"

@@ -11,3 +11,5 @@ pub use self::error::ClientError;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
+#[cfg(target_arch = "wasm32")]
+pub use self::wasm::RoomcastClient;

@@ -4,143 +4,17 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::RefCell;
-use std::rc::Rc;
+mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
 use gloo_timers::future::TimeoutFuture;
-use hmac::{Hmac, Mac};
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::Object;
 use roomcast_client::RoomcastClient;
 use serde_json::{Value, json};
-use sha2::Sha256;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-/// The server `scripts/browser-test.sh` started.
-const URL: &str = match option_env!("ROOMCAST_TEST_URL") {
-    Some(url) => url,
-    None => "ws://127.0.0.1:9/ws (run scripts/browser-test.sh)",
-};
-/// The server's dev-mode secret.
-const SECRET: &str = "roomcast-dev-secret-DO-NOT-USE-IN-PRODUCTION";
-
-fn now_secs() -> u64 {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let secs = (js_sys::Date::now() / 1000.0) as u64;
-    secs
-}
-
-/// An HS256 token for `user` expiring in `ttl` seconds.
-fn token(user: &str, ttl: u64) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = json!({ "sub": user, "exp": now_secs() + ttl }).to_string();
-    let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims));
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{signature}")
-}
-
-fn set(object: &JsValue, key: &str, value: &JsValue) {
-    Reflect::set(object, &key.into(), value).expect("set a property");
-}
-
-/// Options with a static token and a fast reconnect.
-fn options(token: &str) -> JsValue {
-    let options = base_options();
-    set(&options, "token", &token.into());
-    options
-}
-
-/// Options with a fast reconnect and no token yet.
-fn base_options() -> JsValue {
-    let options: JsValue = Object::new().into();
-    let reconnect: JsValue = Object::new().into();
-    set(&reconnect, "initialDelayMs", &100.into());
-    set(&reconnect, "maxDelayMs", &400.into());
-    set(&options, "reconnect", &reconnect);
-    options
-}
-
-fn to_json(value: &JsValue) -> Value {
-    serde_wasm_bindgen::from_value(value.clone()).unwrap_or(Value::Null)
-}
-
-async fn settle(promise: Promise) -> Result<Value, Value> {
-    JsFuture::from(promise)
-        .await
-        .map(|v| to_json(&v))
-        .map_err(|e| {
-            json!({
-                "code": Reflect::get(&e, &"code".into()).ok().and_then(|c| c.as_string()),
-                "message": Reflect::get(&e, &"message".into()).ok().and_then(|m| m.as_string()),
-            })
-        })
-}
-
-/// Everything a handler saw, kept alive as long as the recorder.
-struct Recorder {
-    seen: Rc<RefCell<Vec<Value>>>,
-    callback: Closure<dyn FnMut(JsValue)>,
-}
-
-impl Recorder {
-    fn new() -> Self {
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        let sink = seen.clone();
-        let callback = Closure::<dyn FnMut(JsValue)>::new(move |value: JsValue| {
-            sink.borrow_mut().push(to_json(&value));
-        });
-        Self { seen, callback }
-    }
-
-    fn function(&self) -> &Function {
-        self.callback.as_ref().unchecked_ref()
-    }
-
-    fn all(&self) -> Vec<Value> {
-        self.seen.borrow().clone()
-    }
-}
-
-/// Waits (up to 10 s) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        TimeoutFuture::new(50).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
-/// A connected client for `user`, recording `chat` messages and state changes.
-/// Tests run concurrently in one page: each uses its own users (the server allows 3
-/// connections per user).
-async fn connected(user: &str) -> (RoomcastClient, Recorder, Recorder) {
-    let client = RoomcastClient::new(URL, &options(&token(user, 600))).expect("client");
-    let chats = Recorder::new();
-    let states = Recorder::new();
-    client.on("chat", chats.function().clone());
-    client.on_state_change(states.function().clone());
-    settle(client.connect()).await.expect("connects");
-    (client, chats, states)
-}
-
-fn room(name: &str) -> String {
-    unique(name)
-}
-
-/// `name` with a random suffix.
-fn unique(name: &str) -> String {
-    format!("{name}-{}", js_sys::Math::random().to_bits())
-}
 
 #[wasm_bindgen_test]
 async fn two_clients_chat_and_requests_resolve_with_the_reply() {
@@ -257,32 +131,6 @@ async fn the_per_user_limit_closes_with_4009_for_good() {
     }
 }
 
-/// A `getToken` that hands out a token expiring in `first_ttl` seconds, then long ones,
-/// counting its calls.
-fn expiring_token_source(
-    user: &str,
-    first_ttl: u64,
-) -> (Closure<dyn FnMut() -> JsValue>, Rc<RefCell<u32>>) {
-    let calls = Rc::new(RefCell::new(0));
-    let counter = calls.clone();
-    let user = user.to_owned();
-    let source = Closure::<dyn FnMut() -> JsValue>::new(move || {
-        *counter.borrow_mut() += 1;
-        let ttl = if *counter.borrow() == 1 {
-            first_ttl
-        } else {
-            600
-        };
-        // Returned as a promise, as an app's fetch of a token would be.
-        let fresh = JsValue::from(token(&user, ttl));
-        Promise::new(&mut |resolve, _reject| {
-            let _ = resolve.call1(&JsValue::NULL, &fresh);
-        })
-        .into()
-    });
-    (source, calls)
-}
-
 #[wasm_bindgen_test]
 async fn after_the_token_expires_get_token_reconnects_and_the_room_loses_and_repeats_nothing() {
     let lobby = room("busy");
@@ -360,4 +208,53 @@ async fn requests_made_while_reconnecting_are_sent_in_order_after_reconnect() {
     assert_eq!(texts, [json!("queued 1"), json!("queued 2")]);
     alice.close();
     bob.close();
+}
+
+/// A client connected as a fresh user that records `auth_ok` (for its client id) and the
+/// messages of `kind`.
+async fn recording(kind: &str) -> (RoomcastClient, Recorder, String) {
+    let client = RoomcastClient::new(URL, &options(&token(&unique("app"), 600))).expect("client");
+    let seen = Recorder::new();
+    let welcome = Recorder::new();
+    client.on(kind, seen.function().clone());
+    client.on("auth_ok", welcome.function().clone());
+    settle(client.connect()).await.expect("connects");
+    let client_id = welcome.all()[0]["clientId"]
+        .as_str()
+        .expect("clientId")
+        .to_owned();
+    (client, seen, client_id)
+}
+
+#[wasm_bindgen_test]
+async fn batches_are_unpacked_into_their_messages_in_order() {
+    let (client, ticks, _) = recording("tick").await;
+    let ticker = room("ticker");
+    settle(client.join(&ticker)).await.expect("join");
+    for n in 0..5 {
+        let body = json!({ "to": { "room": ticker }, "message": { "type": "tick", "n": n }, "batch": true });
+        let answer = control("POST", "/api/broadcast", Some(body)).await;
+        assert_eq!(answer["batched"], true, "{answer}");
+    }
+    eventually("the batch arrives", || ticks.all().len() >= 5).await;
+    let order: Vec<Value> = ticks.all().iter().map(|t| t["n"].clone()).collect();
+    assert_eq!(order, [json!(0), json!(1), json!(2), json!(3), json!(4)]);
+    client.close();
+}
+
+#[wasm_bindgen_test]
+async fn messages_asking_for_an_ack_are_acknowledged_after_the_handler_ran() {
+    let (client, orders, client_id) = recording("order").await;
+    let body = json!({ "clientId": client_id, "message": { "type": "order", "item": 7 }, "ack": true, "timeoutMs": 5000 });
+    let answer = control("POST", "/api/send", Some(body)).await;
+    assert_eq!(
+        answer["results"][&client_id],
+        json!({ "success": true }),
+        "{answer}"
+    );
+    let seen = orders.all();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["item"], 7);
+    assert_eq!(seen[0]["_ack"], true);
+    client.close();
 }

@@ -44,12 +44,18 @@ impl SqliteStore {
                 SqliteJournalMode::Wal
             })
             .synchronous(SqliteSynchronous::Normal);
-        // An in-memory database exists per connection: it must be exactly one.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if memory { 1 } else { 4 })
-            .connect_with(options)
-            .await
-            .map_err(store_error)?;
+        // An in-memory database exists per connection: it must be exactly one, and it must
+        // never be closed for being idle or old, or the data goes with it.
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(4)
+        };
+        let pool = pool.connect_with(options).await.map_err(store_error)?;
         MIGRATOR.run(&pool).await.map_err(store_error)?;
         Ok(Self { pool })
     }

@@ -183,8 +183,16 @@ fn apply(client: &Rc<RefCell<Inner>>, effects: Vec<Effect>) {
                                 let effects = client.borrow_mut().core.reconnect(token, now());
                                 apply(&client, effects);
                             }
-                            Err(_) => {
-                                let effects = client.borrow_mut().core.close();
+                            Err(err) => {
+                                let reason = Reflect::get(&err, &"message".into())
+                                    .ok()
+                                    .and_then(|m| m.as_string())
+                                    .or_else(|| err.as_string())
+                                    .unwrap_or_else(|| "unknown error".into());
+                                let effects = client
+                                    .borrow_mut()
+                                    .core
+                                    .give_up(&format!("getToken failed: {reason}"));
                                 apply(&client, effects);
                             }
                         }
@@ -397,6 +405,9 @@ impl RoomcastClient {
 
     /// Connects; resolves on the first `auth_ok`, rejects if the client closes first.
     pub fn connect(&self) -> Promise {
+        if self.inner.borrow().core.is_open() {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
         let client = self.inner.clone();
         let promise = Promise::new(&mut |resolve, reject| {
             client.borrow_mut().connecting.push((resolve, reject));

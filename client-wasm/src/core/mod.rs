@@ -323,6 +323,15 @@ impl Core {
         effects
     }
 
+    /// Ends for good because the app's side failed (e.g. `getToken` threw): no socket is
+    /// open at this point, so there is nothing to close.
+    pub fn give_up(&mut self, reason: &str) -> Vec<Effect> {
+        if self.phase == Phase::Closed {
+            return Vec::new();
+        }
+        self.shut(None, reason.to_owned())
+    }
+
     /// The app calls `close()`.
     pub fn close(&mut self) -> Vec<Effect> {
         if self.phase == Phase::Closed {

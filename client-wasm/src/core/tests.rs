@@ -467,3 +467,20 @@ fn closing_rejects_everything_waiting_and_stops() {
     assert!(core.on_close(1006, "after", 2).is_empty());
     assert!(core.close().is_empty());
 }
+
+#[test]
+fn giving_up_rejects_what_waits_and_says_why() {
+    let mut core = open(options());
+    core.on_close(1006, "gone", 0);
+    let (queued, _) = core.request("chat", map(json!({"room":"a","content":1})), None, 1);
+    let effects = core.give_up("getToken failed: offline");
+    assert_eq!(settled(&effects), [(queued, Err(ClientError::Closed))]);
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::State(State::Closed {
+            code: None,
+            reason: "getToken failed: offline".into()
+        }))
+    );
+    assert!(core.give_up("again").is_empty());
+}

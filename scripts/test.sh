@@ -17,4 +17,11 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== browser tests of the SDK (headless Chromium against a real server)"
 scripts/browser-test.sh
+echo "== the SDK's npm package builds (and its size)"
+scripts/build-sdk.sh
+for file in package.json roomcast_client.js roomcast_client.d.ts roomcast_client_bg.wasm; do
+  for target in web bundler; do
+    [ -s "client-wasm/pkg/$target/$file" ] || { echo "missing client-wasm/pkg/$target/$file"; exit 1; }
+  done
+done
 echo "== all checks passed"

@@ -9,6 +9,8 @@ pub mod error;
 pub use self::core::{Backoff, Core, Effect, Options, State};
 pub use self::error::ClientError;
 
+#[cfg(test)]
+mod types_check;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 #[cfg(target_arch = "wasm32")]

@@ -2,13 +2,9 @@
 //! whole message's JSON. Inflating is always bounded by a caller-given cap so a small
 //! frame cannot expand into unbounded memory.
 
-use std::io::{Read, Write};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use flate2::Compression;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
+use miniz_oxide::inflate::TINFLStatus;
 
 use crate::ProtocolError;
 
@@ -18,12 +14,28 @@ pub const PREFIX: &str = "gzip:";
 /// What the SDK refuses to inflate beyond: 16 MiB.
 pub const DEFAULT_INFLATE_LIMIT: usize = 16 << 20;
 
-/// Gzips `json` and returns `"gzip:" + base64`.
+/// The gzip header we write: magic, deflate, no flags, no mtime, no extra flags, OS
+/// unknown (RFC 1952 §2.3).
+const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+/// Header flags (RFC 1952): header CRC, extra field, file name, comment.
+const FHCRC: u8 = 2;
+const FEXTRA: u8 = 4;
+const FNAME: u8 = 8;
+const FCOMMENT: u8 = 16;
+/// miniz_oxide's fastest level, as the server compresses once per broadcast on the hot path.
+const LEVEL: u8 = 1;
+
+/// Gzips `json` and returns `"gzip:" + base64`. The gzip framing is written here around
+/// miniz_oxide's raw deflate, which keeps std's I/O machinery out of the browser SDK.
 pub fn deflate(json: &str) -> String {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 3 + 32), Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(json.as_bytes());
-    let gz = encoder.finish().unwrap_or_default();
+    let body = miniz_oxide::deflate::compress_to_vec(json.as_bytes(), LEVEL);
+    let mut gz = Vec::with_capacity(HEADER.len() + body.len() + 8);
+    gz.extend_from_slice(&HEADER);
+    gz.extend_from_slice(&body);
+    gz.extend_from_slice(&crc32fast::hash(json.as_bytes()).to_le_bytes());
+    // ISIZE is the length modulo 2^32 (RFC 1952): the truncation is the format.
+    #[allow(clippy::cast_possible_truncation)]
+    gz.extend_from_slice(&(json.len() as u32).to_le_bytes());
     let mut out = String::with_capacity(PREFIX.len() + gz.len().div_ceil(3) * 4);
     out.push_str(PREFIX);
     STANDARD.encode_string(&gz, &mut out);
@@ -35,8 +47,8 @@ pub fn deflate(json: &str) -> String {
 ///
 /// # Errors
 /// [`ProtocolError::UnknownEncoding`] without the prefix, [`ProtocolError::Base64`],
-/// [`ProtocolError::Gzip`] for corrupt input (or output that is not UTF-8), and
-/// [`ProtocolError::InflateLimit`] past `limit`.
+/// [`ProtocolError::Gzip`] for corrupt input (a bad header, stream, checksum or length, or
+/// output that is not UTF-8), and [`ProtocolError::InflateLimit`] past `limit`.
 pub fn inflate(data: &str, limit: usize) -> Result<String, ProtocolError> {
     let encoded = data
         .strip_prefix(PREFIX)
@@ -44,17 +56,48 @@ pub fn inflate(data: &str, limit: usize) -> Result<String, ProtocolError> {
     let gz = STANDARD
         .decode(encoded)
         .map_err(|e| ProtocolError::Base64(e.to_string()))?;
-    let mut out = Vec::new();
-    // Read one byte past the cap so "exactly at the cap" and "over it" can be told apart.
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    GzDecoder::new(gz.as_slice())
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|e| ProtocolError::Gzip(e.to_string()))?;
-    if out.len() > limit {
-        return Err(ProtocolError::InflateLimit { limit });
+    let corrupt = |what: &str| ProtocolError::Gzip(what.to_owned());
+    let start = body_start(&gz).ok_or_else(|| corrupt("invalid gzip header"))?;
+    let end = gz.len().checked_sub(8).filter(|end| *end >= start);
+    let end = end.ok_or_else(|| corrupt("truncated gzip data"))?;
+    let out = miniz_oxide::inflate::decompress_to_vec_with_limit(&gz[start..end], limit).map_err(
+        |e| match e.status {
+            TINFLStatus::HasMoreOutput => ProtocolError::InflateLimit { limit },
+            _ => corrupt("corrupt deflate stream"),
+        },
+    )?;
+    let trailer = &gz[end..];
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    // ISIZE is the length modulo 2^32.
+    #[allow(clippy::cast_possible_truncation)]
+    if crc32fast::hash(&out) != crc || out.len() as u32 != size {
+        return Err(corrupt("gzip checksum or length mismatch"));
     }
     String::from_utf8(out).map_err(|e| ProtocolError::Gzip(e.to_string()))
+}
+
+/// Where the deflate stream starts, past the gzip header and its optional fields.
+fn body_start(gz: &[u8]) -> Option<usize> {
+    let header = gz.get(..10)?;
+    if header[..3] != [0x1f, 0x8b, 8] {
+        return None;
+    }
+    let flags = header[3];
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let len = gz.get(at..at + 2)?;
+        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+    }
+    for field in [FNAME, FCOMMENT] {
+        if flags & field != 0 {
+            at += gz.get(at..)?.iter().position(|b| *b == 0)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    (at <= gz.len()).then_some(at)
 }
 
 #[cfg(test)]
@@ -83,6 +126,47 @@ mod tests {
         assert!(matches!(
             inflate(&encoded, 1_999),
             Err(ProtocolError::InflateLimit { limit: 1_999 })
+        ));
+    }
+
+    #[test]
+    fn reads_what_a_reference_gzip_writes_and_the_reverse() {
+        use std::io::{Read, Write};
+        let json = format!(r#"{{"type":"x","data":"{}"}}"#, "reference ".repeat(300));
+        // flate2 with a file name and comment, as other gzip writers may add.
+        let mut encoder = flate2::GzBuilder::new()
+            .filename("m.json")
+            .comment("from a reference encoder")
+            .write(Vec::new(), flate2::Compression::best());
+        encoder.write_all(json.as_bytes()).unwrap();
+        let theirs = format!("{PREFIX}{}", STANDARD.encode(encoder.finish().unwrap()));
+        assert_eq!(inflate(&theirs, DEFAULT_INFLATE_LIMIT).unwrap(), json);
+
+        let ours = STANDARD.decode(&deflate(&json)[PREFIX.len()..]).unwrap();
+        let mut decoded = String::new();
+        flate2::read::GzDecoder::new(ours.as_slice())
+            .read_to_string(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, json);
+    }
+
+    #[test]
+    fn corrupt_checksums_and_truncation_are_errors() {
+        let mut gz = STANDARD
+            .decode(&deflate("{\"type\":\"x\"}")[PREFIX.len()..])
+            .unwrap();
+        let last = gz.len() - 5;
+        gz[last] ^= 1;
+        let flipped = format!("{PREFIX}{}", STANDARD.encode(&gz));
+        assert!(matches!(
+            inflate(&flipped, 100),
+            Err(ProtocolError::Gzip(_))
+        ));
+        gz.truncate(12);
+        let truncated = format!("{PREFIX}{}", STANDARD.encode(&gz));
+        assert!(matches!(
+            inflate(&truncated, 100),
+            Err(ProtocolError::Gzip(_))
         ));
     }
 

@@ -10,7 +10,7 @@ mod rooms;
 use std::collections::{BTreeMap, VecDeque};
 
 use roomcast_protocol::codec::{self, DEFAULT_INFLATE_LIMIT};
-use roomcast_protocol::{ClientFrame, ClientMessage, ErrorCode, MessageId, RequestId, RoomName};
+use roomcast_protocol::{ErrorCode, MessageId, RoomName};
 use serde_json::{Map, Value, json};
 
 pub use self::backoff::Backoff;
@@ -234,13 +234,8 @@ impl Core {
         }
         self.phase = Phase::Authenticating;
         self.last_frame = now;
-        let auth = ClientFrame {
-            id: None,
-            message: ClientMessage::Auth {
-                token: self.token.clone(),
-            },
-        };
-        vec![Effect::Send(auth.encode())]
+        let auth = json!({ "type": "auth", "token": self.token });
+        vec![Effect::Send(auth.to_string())]
     }
 
     /// The socket closed (or failed to open) with `code`.
@@ -420,53 +415,42 @@ impl Core {
     }
 
     /// A request of any type: `payload` holds its fields. Returns the request id the
-    /// answer will [`Effect::Settle`].
+    /// answer will [`Effect::Settle`]. The server validates the fields (and answers
+    /// `bad_request`); the SDK checks only what it must understand itself (the room of a
+    /// `join` or `leave`), which keeps the protocol's typed decoders out of the browser.
     ///
     /// # Errors
-    /// Settled at once with [`ClientError::InvalidRequest`] when the fields do not make a
-    /// valid message of that type, [`ClientError::QueueFull`] when disconnected with a
+    /// Settled at once with [`ClientError::InvalidRequest`] for a type the SDK sends
+    /// itself or a bad room name, [`ClientError::QueueFull`] when disconnected with a
     /// full queue, [`ClientError::Closed`] after the end.
     pub fn request(
         &mut self,
         kind: &str,
-        payload: Map<String, Value>,
+        mut payload: Map<String, Value>,
         timeout_ms: Option<u64>,
         now: Millis,
     ) -> (u64, Vec<Effect>) {
         let id = self.allocate();
-        let effects = match self.encode(id, kind, payload) {
-            Err(err) => vec![Effect::Settle(id, Err(err))],
-            Ok(ClientMessage::Join { room, .. }) => self.join(id, room),
-            Ok(ClientMessage::Leave { room }) => self.leave(id, &room, timeout_ms, now),
-            Ok(message) => {
-                let frame = ClientFrame {
-                    id: Some(RequestId::Number(id.into())),
-                    message,
-                }
-                .encode();
+        let effects = match kind {
+            "" | "auth" | "pong" | "ack" => vec![Effect::Settle(
+                id,
+                Err(ClientError::InvalidRequest(format!(
+                    "`{kind}` is not a request the app sends"
+                ))),
+            )],
+            "join" | "leave" => match room_of(&payload) {
+                Err(err) => vec![Effect::Settle(id, Err(err))],
+                Ok(room) if kind == "join" => self.join(id, room),
+                Ok(room) => self.leave(id, &room, timeout_ms, now),
+            },
+            _ => {
+                payload.insert("type".into(), Value::from(kind));
+                payload.insert("id".into(), Value::from(id));
+                let frame = Value::Object(payload).to_string();
                 self.submit(id, frame, timeout_ms, now)
             }
         };
         (id, effects)
-    }
-
-    fn encode(
-        &self,
-        id: u64,
-        kind: &str,
-        mut payload: Map<String, Value>,
-    ) -> Result<ClientMessage, ClientError> {
-        if matches!(kind, "auth" | "pong" | "ack") {
-            return Err(ClientError::InvalidRequest(format!(
-                "`{kind}` is sent by the SDK itself"
-            )));
-        }
-        payload.insert("type".into(), Value::String(kind.to_owned()));
-        payload.insert("id".into(), Value::from(id));
-        let text = Value::Object(payload).to_string();
-        ClientFrame::decode(&text)
-            .map(|frame| frame.message)
-            .map_err(|e| ClientError::InvalidRequest(e.to_string()))
     }
 
     fn submit(
@@ -543,11 +527,7 @@ impl Core {
             })
             .collect();
         if self.phase == Phase::Open {
-            let frame = ClientFrame {
-                id: Some(RequestId::Number(id.into())),
-                message: ClientMessage::Leave { room: room.clone() },
-            }
-            .encode();
+            let frame = json!({ "type": "leave", "room": room, "id": id }).to_string();
             effects.extend(self.submit(id, frame, timeout_ms, now));
         } else if tracked {
             // The server forgot the connection's rooms with the connection.
@@ -654,11 +634,8 @@ impl Core {
             .flatten();
         effects.push(Effect::Emit(message));
         if let Some(message_id) = ack {
-            let frame = ClientFrame {
-                id: None,
-                message: ClientMessage::Ack { message_id },
-            };
-            effects.push(Effect::Send(frame.encode()));
+            let frame = json!({ "type": "ack", "messageId": message_id });
+            effects.push(Effect::Send(frame.to_string()));
         }
     }
 
@@ -717,14 +694,20 @@ impl Core {
 }
 
 fn join_frame(id: u64, room: &RoomName, since: Option<&MessageId>) -> String {
-    ClientFrame {
-        id: Some(RequestId::Number(id.into())),
-        message: ClientMessage::Join {
-            room: room.clone(),
-            since: since.cloned(),
-        },
+    let mut frame = json!({ "type": "join", "room": room, "id": id });
+    if let Some(since) = since {
+        frame["since"] = Value::from(since.as_str());
     }
-    .encode()
+    frame.to_string()
+}
+
+/// The `room` of a `join` or `leave` the app asked for.
+fn room_of(payload: &Map<String, Value>) -> Result<RoomName, ClientError> {
+    let name = payload
+        .get("room")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ClientError::InvalidRequest("`room` must be a string".into()))?;
+    RoomName::new(name).map_err(|e| ClientError::InvalidRequest(format!("`room`: {e}")))
 }
 
 #[cfg(test)]

@@ -148,14 +148,22 @@ fn a_request_resolves_with_its_reply_or_rejects_with_its_error() {
 }
 
 #[test]
-fn custom_types_are_requests_too_and_bad_fields_are_refused_locally() {
+fn custom_types_are_requests_too_and_only_unsendable_ones_are_refused_locally() {
     let mut core = open(options());
     let (id, effects) = core.request("roll", map(json!({"sides":20})), None, 0);
     assert_eq!(sent(&effects), [json!({"type":"roll","sides":20,"id":id})]);
+    // The server validates fields; the SDK refuses only what it cannot send.
+    let (id, effects) = core.request("chat", map(json!({"room":"lobby"})), None, 0);
+    assert_eq!(
+        sent(&effects),
+        [json!({"type":"chat","room":"lobby","id":id})]
+    );
     for (kind, payload) in [
-        ("chat", json!({"room":"lobby"})),
         ("auth", json!({"token":"x"})),
+        ("ack", json!({})),
+        ("", json!({})),
         ("join", json!({"room":""})),
+        ("leave", json!({"room":7})),
     ] {
         let (id, effects) = core.request(kind, map(payload), None, 0);
         assert!(sent(&effects).is_empty(), "{kind}");

@@ -10,7 +10,6 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Promise, Reflect};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -29,18 +28,27 @@ fn now() -> u64 {
     ms
 }
 
+/// JSON text through the browser's own `JSON`: the conversion costs a parse, and saves the
+/// SDK a second serde (de)serializer for JS values.
 fn to_js(value: &Value) -> JsValue {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .unwrap_or(JsValue::NULL)
+    js_sys::JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
 }
 
 fn from_js(value: &JsValue) -> Result<Value, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(Value::Null);
     }
-    serde_wasm_bindgen::from_value(value.clone())
-        .map_err(|e| js_error("bad_request", &format!("not JSON-compatible: {e}")))
+    let not_json = || {
+        js_error(
+            "bad_request",
+            "not JSON-compatible (cycles, functions, BigInt)",
+        )
+    };
+    let text = js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|t| t.as_string())
+        .ok_or_else(not_json)?;
+    serde_json::from_str(&text).map_err(|_| not_json())
 }
 
 /// A JS `Error` with a `code` property, what every rejection carries.

@@ -6,8 +6,9 @@
 
 mod backoff;
 mod rooms;
+mod small_map;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use roomcast_protocol::codec::{self, DEFAULT_INFLATE_LIMIT};
 use roomcast_protocol::{ErrorCode, MessageId, RoomName};
@@ -15,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 pub use self::backoff::Backoff;
 use self::rooms::Rooms;
+use self::small_map::SmallMap;
 use crate::error::ClientError;
 
 /// Milliseconds (the façade's `Date.now()`; any monotonic source in tests).
@@ -139,15 +141,15 @@ pub struct Core {
     last_frame: Millis,
     next_id: u64,
     /// Sent and waiting for an answer.
-    in_flight: BTreeMap<u64, Request>,
+    in_flight: SmallMap<u64, Request>,
     /// Made while disconnected, in order.
     queued: VecDeque<(u64, Request)>,
     rooms: Rooms,
     /// Rejoins sent after a reconnect, by request id, with the app requests (joins made
     /// while disconnected) that their answer settles.
-    rejoins: BTreeMap<u64, (RoomName, Vec<u64>)>,
+    rejoins: SmallMap<u64, (RoomName, Vec<u64>)>,
     /// Joins made while disconnected, settled by their room's rejoin.
-    joins_waiting: BTreeMap<RoomName, Vec<u64>>,
+    joins_waiting: SmallMap<RoomName, Vec<u64>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -175,11 +177,11 @@ impl Core {
             attempt: 0,
             last_frame: 0,
             next_id: 1,
-            in_flight: BTreeMap::new(),
+            in_flight: SmallMap::default(),
             queued: VecDeque::new(),
             rooms: Rooms::default(),
-            rejoins: BTreeMap::new(),
-            joins_waiting: BTreeMap::new(),
+            rejoins: SmallMap::default(),
+            joins_waiting: SmallMap::default(),
         }
     }
 
@@ -257,7 +259,7 @@ impl Core {
         }
         for (_, (room, waiting)) in std::mem::take(&mut self.rejoins) {
             // Their app requests wait for the next rejoin.
-            self.joins_waiting.entry(room).or_default().extend(waiting);
+            self.joins_waiting.entry_or_default(room).extend(waiting);
         }
         let final_code = code.filter(|c| self.is_final(*c));
         let delay = match (final_code, self.options.reconnect) {
@@ -350,19 +352,11 @@ impl Core {
     /// Time passed: the heartbeat watchdog and request timeouts.
     pub fn on_timer(&mut self, now: Millis) -> Vec<Effect> {
         let mut effects = Vec::new();
-        let expired: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, r)| r.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(request) = self.in_flight.remove(&id) {
-                effects.push(Effect::Settle(
-                    id,
-                    Err(ClientError::Timeout(request.timeout_ms)),
-                ));
-            }
+        for (id, request) in self.in_flight.extract_if(|_, r| r.deadline <= now) {
+            effects.push(Effect::Settle(
+                id,
+                Err(ClientError::Timeout(request.timeout_ms)),
+            ));
         }
         let mut kept = VecDeque::new();
         for (id, request) in std::mem::take(&mut self.queued) {
@@ -498,7 +492,7 @@ impl Core {
             self.rejoins.insert(id, (room, vec![id]));
             vec![Effect::Send(frame)]
         } else {
-            self.joins_waiting.entry(room).or_default().push(id);
+            self.joins_waiting.entry_or_default(room).push(id);
             Vec::new()
         }
     }

@@ -2,20 +2,20 @@
 //! reconnect rejoins with `since`, and what keeps a chat from reaching the app twice
 //! (replayed after being seen live, or repeated by a second rejoin).
 
-use std::collections::BTreeMap;
-
 use roomcast_protocol::{MessageId, RoomName};
+
+use super::small_map::SmallMap;
 
 /// Joined rooms and their positions.
 #[derive(Debug, Default)]
 pub struct Rooms {
-    last_seen: BTreeMap<RoomName, Option<MessageId>>,
+    last_seen: SmallMap<RoomName, Option<MessageId>>,
 }
 
 impl Rooms {
     /// Starts tracking `room` (no-op if already tracked).
     pub fn track(&mut self, room: &RoomName) {
-        self.last_seen.entry(room.clone()).or_default();
+        self.last_seen.entry_or_default(room.clone());
     }
 
     /// Stops tracking `room`; returns whether it was tracked.

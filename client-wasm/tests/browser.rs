@@ -178,7 +178,7 @@ async fn requests_made_while_reconnecting_are_sent_in_order_after_reconnect() {
     let lobby = room("queue");
     let (bob, bob_chats, _) = connected(&unique("bob")).await;
     settle(bob.join(&lobby)).await.expect("bob joins");
-    let (source, _) = expiring_token_source(&unique("alice"), 1);
+    let (source, _) = expiring_token_source(&unique("alice"), 2);
     let options = base_options();
     set(&options, "getToken", source.as_ref());
     // A slow reconnect, so there is time to queue.
@@ -257,4 +257,80 @@ async fn messages_asking_for_an_ack_are_acknowledged_after_the_handler_ran() {
     assert_eq!(seen[0]["item"], 7);
     assert_eq!(seen[0]["_ack"], true);
     client.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_full_offline_queue_rejects_the_newest_request_with_queue_full() {
+    let (source, _) = expiring_token_source(&unique("alice"), 2);
+    let options = base_options();
+    set(&options, "getToken", source.as_ref());
+    set(&options, "offlineQueueLimit", &2.into());
+    let reconnect: JsValue = Object::new().into();
+    set(&reconnect, "initialDelayMs", &1_000.into());
+    set(&reconnect, "jitter", &false.into());
+    set(&options, "reconnect", &reconnect);
+    let alice = RoomcastClient::new(URL, &options).expect("client");
+    let states = Recorder::new();
+    alice.on_state_change(states.function().clone());
+    settle(alice.connect()).await.expect("connects");
+    eventually("the short token expired", || {
+        states.all().iter().any(|s| s["state"] == "reconnecting")
+    })
+    .await;
+    let first = alice.request("ping", &JsValue::NULL, &JsValue::NULL);
+    let second = alice.request("ping", &JsValue::NULL, &JsValue::NULL);
+    let third = settle(alice.request("ping", &JsValue::NULL, &JsValue::NULL)).await;
+    assert_eq!(third.unwrap_err()["code"], "queue_full");
+    assert!(
+        settle(first).await.is_ok(),
+        "queued requests go out after reconnect"
+    );
+    assert!(settle(second).await.is_ok());
+    alice.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_failing_get_token_ends_the_client_with_its_reason() {
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = calls.clone();
+    let user = unique("alice");
+    let source = Closure::<dyn FnMut() -> JsValue>::new(move || {
+        counter.set(counter.get() + 1);
+        if counter.get() == 1 {
+            // Expires within 2 s: the server closes with 4001 and the SDK asks again.
+            JsValue::from(token(&user, 2))
+        } else {
+            js_sys::Function::new_no_args("throw new Error('token service down')")
+                .call0(&JsValue::NULL)
+                .unwrap_or_else(|err| err)
+        }
+    });
+    // A `getToken` that throws on its second call.
+    let throwing = js_sys::Function::new_with_args(
+        "inner",
+        "return function () { const v = inner(); if (v instanceof Error) { throw v; } return v; }",
+    )
+    .call1(&JsValue::NULL, source.as_ref())
+    .expect("wrapper");
+    let options = base_options();
+    set(&options, "getToken", &throwing);
+    let alice = RoomcastClient::new(URL, &options).expect("client");
+    let states = Recorder::new();
+    alice.on_state_change(states.function().clone());
+    settle(alice.connect())
+        .await
+        .expect("connects with the first token");
+    eventually("the client gave up", || {
+        states.all().last().is_some_and(|s| s["state"] == "closed")
+    })
+    .await;
+    let last = states.all().last().cloned().unwrap_or_default();
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("token service down"),
+        "{last}"
+    );
+    assert!(calls.get() >= 2);
 }

@@ -4,6 +4,8 @@ the browser steer it over HTTP (with CORS, since the test page has another origi
 
   POST /restart        stops the server (SIGTERM, graceful) and starts it again on the
                        same port and store
+  POST /crash          kills it (SIGKILL: connections drop without a close frame) and
+                       starts it again
   ANY  /api/...        forwarded to the server with the dev API key
 
 Usage: browser-test-control.py <roomcast binary> <server port> <control port> <store dir>
@@ -54,9 +56,9 @@ def start():
     raise SystemExit("roomcast did not start")
 
 
-def stop():
+def stop(sig=signal.SIGTERM):
     if server and server.poll() is None:
-        server.send_signal(signal.SIGTERM)
+        server.send_signal(sig)
         server.wait(timeout=15)
 
 
@@ -78,8 +80,8 @@ class Control(http.server.BaseHTTPRequestHandler):
         self.answer(204, b"")
 
     def forward(self):
-        if self.path == "/restart" and self.command == "POST":
-            stop()
+        if self.path in ("/restart", "/crash") and self.command == "POST":
+            stop(signal.SIGTERM if self.path == "/restart" else signal.SIGKILL)
             start()
             return self.answer(200)
         if not self.path.startswith("/api/"):

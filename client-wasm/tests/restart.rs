@@ -11,8 +11,17 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+// One test, so the two restarts cannot overlap (tests in one page run concurrently).
 #[wasm_bindgen_test]
-async fn clients_reconnect_after_the_server_restarts_and_see_each_chat_once() {
+async fn clients_survive_a_restart_and_a_crash_of_the_server_seeing_each_chat_once() {
+    survive("/restart").await;
+    // SIGKILL: the sockets drop with no close frame (1006 in the browser).
+    survive("/crash").await;
+}
+
+/// Two clients chat, the harness restarts the server the way `how` says, and both carry
+/// on: reconnected, rejoined, and each chat seen once.
+async fn survive(how: &str) {
     let lobby = room("restart");
     let (alice, alice_chats, alice_states) = connected(&unique("alice")).await;
     let (bob, _, _) = connected(&unique("bob")).await;
@@ -23,7 +32,7 @@ async fn clients_reconnect_after_the_server_restarts_and_see_each_chat_once() {
         .expect("chat");
     eventually("alice has the first chat", || alice_chats.all().len() == 1).await;
 
-    control("POST", "/restart", None).await;
+    control("POST", how, None).await;
 
     eventually("alice reconnected", || {
         let states = alice_states.all();

@@ -74,6 +74,15 @@ fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ServerError> {
         .map_err(|e| bad(format!("invalid query: {e}")))
 }
 
+/// A `limit` query parameter: a positive integer.
+fn positive_limit(value: &str) -> Result<u32, ServerError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| bad("`limit` must be a positive integer"))
+}
+
 fn flag(name: &str, value: &str) -> Result<bool, ServerError> {
     match value {
         "true" | "1" => Ok(true),
@@ -167,15 +176,7 @@ pub async fn user_notifications(segment: String, hub: Hub, query: String) -> Res
         for (key, value) in query_pairs(&query)? {
             match key.as_str() {
                 "unread" => unread = flag("unread", &value)?,
-                "limit" => {
-                    limit = Some(
-                        value
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| bad("`limit` must be a positive integer"))?,
-                    );
-                }
+                "limit" => limit = Some(positive_limit(&value)?),
                 other => return Err(bad(format!("unknown query parameter `{other}`"))),
             }
         }
@@ -272,15 +273,7 @@ pub async fn room_history(segment: String, hub: Hub, query: String) -> Response 
         let mut before = None;
         for (key, value) in query_pairs(&query)? {
             match key.as_str() {
-                "limit" => {
-                    limit = Some(
-                        value
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| bad("`limit` must be a positive integer"))?,
-                    );
-                }
+                "limit" => limit = Some(positive_limit(&value)?),
                 "before" => before = Some(MessageId::new(value).map_err(|e| bad(e.to_string()))?),
                 other => return Err(bad(format!("unknown query parameter `{other}`"))),
             }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{ConnHandle, Hub, Outgoing};
 use crate::ServerError;
@@ -100,16 +101,12 @@ impl Hub {
                 ),
             ));
         }
-        let Value::Object(mut fields) = message.clone() else {
-            return Err(super::app_frame(message).err().unwrap_or_else(|| {
-                ServerError::request(ErrorCode::BadRequest, "message must be a JSON object")
-            }));
-        };
+        let mut fields = super::app_fields(message)?.clone();
         let message_id = self.shared.ids.next().as_str().to_owned();
         fields.insert("_ack".into(), Value::Bool(true));
         fields.insert("_messageId".into(), Value::String(message_id.clone()));
         let outgoing = Outgoing::new(
-            super::app_frame(&Value::Object(fields))?,
+            Utf8Bytes::from(Value::Object(fields).to_string()),
             self.config().compression_threshold,
         );
         let deadline = Instant::now() + timeout;

@@ -685,7 +685,7 @@ impl Hub {
                 ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
             })?
         };
-        let Some(sequencer) = self.shared.rooms.get(room).map(|r| r.clone()) else {
+        let Some(state) = self.shared.rooms.get(room).map(|r| r.clone()) else {
             return Err(ServerError::request(
                 ErrorCode::NotMember,
                 format!("join room {room} before chatting in it"),
@@ -693,7 +693,7 @@ impl Hub {
         };
         // One chat at a time per room: ids, storage and delivery happen in the same order,
         // which is what lets `join` with `since` meet live traffic without a gap.
-        let _turn = sequencer.sequencer.lock().await;
+        let _turn = state.sequencer.lock().await;
         let stored = StoredChat {
             id: self.shared.ids.next(),
             room: room.clone(),
@@ -1117,8 +1117,21 @@ fn chat_message(chat: StoredChat) -> ServerMessage {
 
 /// Validates an application message and serializes it once.
 fn app_frame(message: &Value) -> Result<Utf8Bytes, ServerError> {
-    match message.get("type") {
-        Some(Value::String(kind)) if !kind.is_empty() => Ok(Utf8Bytes::from(message.to_string())),
+    app_fields(message)?;
+    Ok(Utf8Bytes::from(message.to_string()))
+}
+
+/// The fields of an application message: a JSON object with a non-empty string `type`.
+fn app_fields(message: &Value) -> Result<&serde_json::Map<String, Value>, ServerError> {
+    match message {
+        Value::Object(fields)
+            if fields
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|kind| !kind.is_empty()) =>
+        {
+            Ok(fields)
+        }
         _ => Err(ServerError::request(
             ErrorCode::BadRequest,
             "message must be a JSON object with a non-empty string `type`",

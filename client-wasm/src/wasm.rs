@@ -5,17 +5,17 @@
 //! callbacks hold only a weak reference to the client, so dropping it frees everything.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
-use js_sys::{Function, Promise, Reflect};
-use serde_json::{Map, Value};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use crate::core::{Backoff, Core, Effect, Options, State};
+use crate::core::json::quote;
+use crate::core::small_map::SmallMap;
+use crate::core::{Backoff, Core, Effect, Message, Options, State};
 use crate::error::ClientError;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -28,27 +28,41 @@ fn now() -> u64 {
     ms
 }
 
-/// JSON text through the browser's own `JSON`: the conversion costs a parse, and saves the
-/// SDK a second serde (de)serializer for JS values.
-fn to_js(value: &Value) -> JsValue {
-    js_sys::JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
+/// JSON text (from the server, or built by the core) to a JS value, by the browser's own
+/// `JSON.parse`: the SDK carries no JSON library of its own.
+fn to_js(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap_or(JsValue::NULL)
 }
 
-fn from_js(value: &JsValue) -> Result<Value, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(Value::Null);
+/// A JS value the app passed, as JSON text (`undefined` is `null`).
+fn to_json(value: &JsValue) -> Result<String, JsValue> {
+    if value.is_undefined() {
+        return Ok("null".into());
     }
-    let not_json = || {
-        js_error(
-            "bad_request",
-            "not JSON-compatible (cycles, functions, BigInt)",
-        )
-    };
-    let text = js_sys::JSON::stringify(value)
+    js_sys::JSON::stringify(value)
         .ok()
         .and_then(|t| t.as_string())
-        .ok_or_else(not_json)?;
-    serde_json::from_str(&text).map_err(|_| not_json())
+        .ok_or_else(|| {
+            js_error(
+                "bad_request",
+                "not JSON-compatible (cycles, functions, BigInt)",
+            )
+        })
+}
+
+/// A JSON object from members whose values are JSON texts already.
+fn object(members: &[(&str, &str)]) -> String {
+    let mut out = String::from("{");
+    for (i, (key, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&quote(key));
+        out.push(':');
+        out.push_str(value);
+    }
+    out.push('}');
+    out
 }
 
 /// A JS `Error` with a `code` property, what every rejection carries.
@@ -126,9 +140,10 @@ struct Inner {
     retry: Option<Timeout>,
     token: Option<String>,
     get_token: Option<Function>,
-    handlers: HashMap<String, Vec<Function>>,
+    /// The app's handlers by message type (`"*"`: every message).
+    handlers: SmallMap<String, Vec<Function>>,
     state_handlers: Vec<Function>,
-    pending: HashMap<u64, (Function, Function)>,
+    pending: SmallMap<u64, (Function, Function)>,
     /// `connect()` promises waiting for the first `auth_ok` (or the end).
     connecting: Vec<(Function, Function)>,
 }
@@ -174,7 +189,7 @@ fn apply(client: &Rc<RefCell<Inner>>, effects: Vec<Effect>) {
                 let waiter = client.borrow_mut().pending.remove(&id);
                 if let Some((resolve, reject)) = waiter {
                     let _ = match outcome {
-                        Ok(value) => resolve.call1(&JsValue::NULL, &to_js(&value)),
+                        Ok(json) => resolve.call1(&JsValue::NULL, &to_js(&json)),
                         Err(err) => reject.call1(&JsValue::NULL, &client_error(&err)),
                     };
                 }
@@ -224,44 +239,51 @@ fn schedule(client: &Rc<RefCell<Inner>>) {
     client.borrow_mut().timer = timer;
 }
 
-fn emit(client: &Rc<RefCell<Inner>>, message: &Value) {
-    let kind = message
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+fn emit(client: &Rc<RefCell<Inner>>, message: &Message) {
     let handlers: Vec<Function> = {
         let inner = client.borrow();
-        [kind, "*"]
+        inner
+            .handlers
             .iter()
-            .filter_map(|k| inner.handlers.get(*k))
-            .flatten()
-            .cloned()
+            .filter(|(kind, _)| **kind == message.kind || *kind == "*")
+            .flat_map(|(_, handlers)| handlers.iter().cloned())
             .collect()
     };
     if handlers.is_empty() {
         return;
     }
-    let js = to_js(message);
+    let js = to_js(&message.json);
     for handler in handlers {
         // A throwing handler must not stop the others (or the client).
         let _ = handler.call1(&JsValue::NULL, &js);
     }
 }
 
+/// Sets `key` on a plain object (cannot fail on one).
+fn set(object: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(object, &key.into(), value);
+}
+
 fn on_state(client: &Rc<RefCell<Inner>>, state: &State) {
-    let (name, detail) = match state {
-        State::Idle => ("idle", Value::Null),
-        State::Connecting => ("connecting", Value::Null),
-        State::Open => ("open", Value::Null),
-        State::Reconnecting { attempt, delay_ms } => (
-            "reconnecting",
-            serde_json::json!({ "attempt": attempt, "delayMs": delay_ms }),
-        ),
-        State::Closed { code, reason } => (
-            "closed",
-            serde_json::json!({ "code": code, "reason": reason }),
-        ),
+    let event = Object::new();
+    let name = match state {
+        State::Idle => "idle",
+        State::Connecting => "connecting",
+        State::Open => "open",
+        State::Reconnecting { attempt, delay_ms } => {
+            set(&event, "attempt", &JsValue::from(*attempt));
+            let delay_ms = u32::try_from(*delay_ms).unwrap_or(u32::MAX);
+            set(&event, "delayMs", &JsValue::from(delay_ms));
+            "reconnecting"
+        }
+        State::Closed { code, reason } => {
+            let code = code.map_or(JsValue::NULL, JsValue::from);
+            set(&event, "code", &code);
+            set(&event, "reason", &JsValue::from_str(reason));
+            "closed"
+        }
     };
+    set(&event, "state", &JsValue::from_str(name));
     let settle: Vec<(Function, Function)> = match state {
         State::Open | State::Closed { .. } => std::mem::take(&mut client.borrow_mut().connecting),
         _ => Vec::new(),
@@ -276,14 +298,8 @@ fn on_state(client: &Rc<RefCell<Inner>>, state: &State) {
         };
     }
     let handlers = client.borrow().state_handlers.clone();
-    let mut event = Map::new();
-    event.insert("state".into(), Value::from(name));
-    if let Value::Object(extra) = detail {
-        event.extend(extra);
-    }
-    let js = to_js(&Value::Object(event));
     for handler in handlers {
-        let _ = handler.call1(&JsValue::NULL, &js);
+        let _ = handler.call1(&JsValue::NULL, &event);
     }
 }
 
@@ -403,9 +419,9 @@ impl RoomcastClient {
                 retry: None,
                 token,
                 get_token,
-                handlers: HashMap::new(),
+                handlers: SmallMap::default(),
                 state_handlers: Vec::new(),
-                pending: HashMap::new(),
+                pending: SmallMap::default(),
                 connecting: Vec::new(),
             })),
         })
@@ -451,14 +467,13 @@ impl RoomcastClient {
         self.inner
             .borrow_mut()
             .handlers
-            .entry(kind.to_owned())
-            .or_default()
+            .entry_or_default(kind.to_owned())
             .push(handler);
     }
 
     /// Removes a handler added with `on`.
     pub fn off(&self, kind: &str, handler: &Function) {
-        if let Some(list) = self.inner.borrow_mut().handlers.get_mut(kind) {
+        if let Some(list) = self.inner.borrow_mut().handlers.get_mut(&kind.to_owned()) {
             list.retain(|h| h != handler);
         }
     }
@@ -470,21 +485,22 @@ impl RoomcastClient {
     }
 
     /// Any request: resolves with the reply's `data`, rejects with an `Error` whose
-    /// `code` is the server's (or `timeout`, `disconnected`, `closed`, `queue_full`).
+    /// `code` is the server's (or `timeout`, `disconnected`, `closed`, `queue_full`,
+    /// `bad_request` for a payload that is not an object).
     pub fn request(&self, kind: &str, payload: &JsValue, options: &JsValue) -> Promise {
-        let payload = match from_js(payload) {
-            Ok(Value::Object(map)) => map,
-            Ok(Value::Null) => Map::new(),
-            Ok(_) => {
-                return Promise::reject(&js_error("bad_request", "the payload must be an object"));
-            }
-            Err(err) => return Promise::reject(&err),
+        let payload = if payload.is_null() {
+            Ok("null".into())
+        } else {
+            to_json(payload)
         };
         let timeout = number(options, "timeoutMs").map(millis);
-        self.send(kind, payload, timeout)
+        match payload {
+            Ok(payload) => self.send(kind, &payload, timeout),
+            Err(err) => Promise::reject(&err),
+        }
     }
 
-    fn send(&self, kind: &str, payload: Map<String, Value>, timeout: Option<u64>) -> Promise {
+    fn send(&self, kind: &str, payload: &str, timeout: Option<u64>) -> Promise {
         let (id, effects) = self
             .inner
             .borrow_mut()
@@ -498,83 +514,67 @@ impl RoomcastClient {
         promise
     }
 
-    fn call(&self, kind: &str, fields: Value) -> Promise {
-        match fields {
-            Value::Object(map) => self.send(kind, map, None),
-            _ => Promise::reject(&js_error("bad_request", "invalid fields")),
+    /// A request whose fields are JSON texts already.
+    fn call(&self, kind: &str, members: &[(&str, &str)]) -> Promise {
+        self.send(kind, &object(members), None)
+    }
+
+    /// A request with a room (or user, topic) and the app's `value` as `key`.
+    fn call_with(&self, kind: &str, name: (&str, &str), key: &str, value: &JsValue) -> Promise {
+        match to_json(value) {
+            Ok(value) => self.call(kind, &[(name.0, &quote(name.1)), (key, &value)]),
+            Err(err) => Promise::reject(&err),
         }
     }
 
     /// Joins a room (rejoined after every reconnect, from the last message seen).
     pub fn join(&self, room: &str) -> Promise {
-        self.call("join", serde_json::json!({ "room": room }))
+        self.call("join", &[("room", &quote(room))])
     }
 
     /// Leaves a room.
     pub fn leave(&self, room: &str) -> Promise {
-        self.call("leave", serde_json::json!({ "room": room }))
+        self.call("leave", &[("room", &quote(room))])
     }
 
     /// Says `content` (any JSON) in a room.
     pub fn chat(&self, room: &str, content: &JsValue) -> Promise {
-        match from_js(content) {
-            Ok(content) => self.call(
-                "chat",
-                serde_json::json!({ "room": room, "content": content }),
-            ),
-            Err(err) => Promise::reject(&err),
-        }
+        self.call_with("chat", ("room", room), "content", content)
     }
 
     /// A private message to every connection of `userId`.
     #[wasm_bindgen(js_name = sendPrivate)]
     pub fn send_private(&self, user_id: &str, content: &JsValue) -> Promise {
-        match from_js(content) {
-            Ok(content) => self.call(
-                "private",
-                serde_json::json!({ "targetUserId": user_id, "content": content }),
-            ),
-            Err(err) => Promise::reject(&err),
-        }
+        self.call_with("private", ("targetUserId", user_id), "content", content)
     }
 
     /// Stored chat of a room: `{limit, before}` optional.
     pub fn history(&self, room: &str, options: &JsValue) -> Promise {
-        let mut fields = serde_json::json!({ "room": room });
-        if let Some(limit) = number(options, "limit") {
-            fields["limit"] = Value::from(millis(limit));
-        }
-        if let Some(before) = Reflect::get(options, &"before".into())
+        let room = quote(room);
+        let limit = number(options, "limit").map(|limit| millis(limit).to_string());
+        let before = Reflect::get(options, &"before".into())
             .ok()
             .and_then(|v| v.as_string())
-        {
-            fields["before"] = Value::from(before);
-        }
-        self.call("history", fields)
+            .map(|before| quote(&before));
+        let mut members = vec![("room", room.as_str())];
+        members.extend(limit.as_deref().map(|limit| ("limit", limit)));
+        members.extend(before.as_deref().map(|before| ("before", before)));
+        self.call("history", &members)
     }
 
     /// Marks a notification read (every tab of the user hears `notification_read`).
     #[wasm_bindgen(js_name = markRead)]
     pub fn mark_read(&self, notification_id: &str) -> Promise {
-        self.call(
-            "mark_read",
-            serde_json::json!({ "notificationId": notification_id }),
-        )
+        self.call("mark_read", &[("notificationId", &quote(notification_id))])
     }
 
     /// Receives the items of `topic` whose key is in `keys`.
     pub fn subscribe(&self, topic: &str, keys: &JsValue) -> Promise {
-        match from_js(keys) {
-            Ok(keys) => self.call(
-                "subscribe",
-                serde_json::json!({ "topic": topic, "keys": keys }),
-            ),
-            Err(err) => Promise::reject(&err),
-        }
+        self.call_with("subscribe", ("topic", topic), "keys", keys)
     }
 
     /// Stops receiving `topic`.
     pub fn unsubscribe(&self, topic: &str) -> Promise {
-        self.call("unsubscribe", serde_json::json!({ "topic": topic }))
+        self.call("unsubscribe", &[("topic", &quote(topic))])
     }
 }

@@ -5,16 +5,17 @@
 //! of it is tested natively with `cargo test`, clock and randomness injected.
 
 mod backoff;
+pub mod json;
 mod rooms;
-mod small_map;
+pub(crate) mod small_map;
 
 use std::collections::VecDeque;
 
 use roomcast_protocol::codec::{self, DEFAULT_INFLATE_LIMIT};
 use roomcast_protocol::{ErrorCode, MessageId, RoomName};
-use serde_json::{Map, Value, json};
 
 pub use self::backoff::Backoff;
+use self::json::Object;
 use self::rooms::Rooms;
 use self::small_map::SmallMap;
 use crate::error::ClientError;
@@ -94,14 +95,24 @@ pub enum Effect {
         reason: String,
     },
     /// Hand a server message to the app's handlers for its `type`.
-    Emit(Value),
-    /// Settle the app's request `id`.
-    Settle(u64, Result<Value, ClientError>),
+    Emit(Message),
+    /// Settle the app's request `id`: its answer as JSON text, or why it failed.
+    Settle(u64, Result<String, ClientError>),
     /// The state changed.
     State(State),
     /// Wait this long, get a token (from `getToken` when there is one), then call
     /// [`Core::reconnect`].
     RetryAfter(u64),
+}
+
+/// A server message for the app: its `type`, and the whole message as JSON text (the
+/// façade hands it to the browser's `JSON.parse`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message's `type`.
+    pub kind: String,
+    /// The message, as the server sent it (inflated, unpacked from its batch).
+    pub json: String,
 }
 
 /// A request the app made.
@@ -236,8 +247,10 @@ impl Core {
         }
         self.phase = Phase::Authenticating;
         self.last_frame = now;
-        let auth = json!({ "type": "auth", "token": self.token });
-        vec![Effect::Send(auth.to_string())]
+        let mut auth = String::from(r#"{"type":"auth","token":"#);
+        json::push_string(&mut auth, &self.token);
+        auth.push('}');
+        vec![Effect::Send(auth)]
     }
 
     /// The socket closed (or failed to open) with `code`.
@@ -408,39 +421,43 @@ impl Core {
         id
     }
 
-    /// A request of any type: `payload` holds its fields. Returns the request id the
-    /// answer will [`Effect::Settle`]. The server validates the fields (and answers
-    /// `bad_request`); the SDK checks only what it must understand itself (the room of a
-    /// `join` or `leave`), which keeps the protocol's typed decoders out of the browser.
+    /// A request of any type: `payload` is the JSON text of an object holding its fields
+    /// (empty or `null`: none). Returns the request id the answer will
+    /// [`Effect::Settle`]. The server validates the fields (and answers `bad_request`); the
+    /// SDK checks only what it must understand itself (the room of a `join` or `leave`),
+    /// which keeps the protocol's typed decoders out of the browser.
     ///
     /// # Errors
-    /// Settled at once with [`ClientError::InvalidRequest`] for a type the SDK sends
-    /// itself or a bad room name, [`ClientError::QueueFull`] when disconnected with a
-    /// full queue, [`ClientError::Closed`] after the end.
+    /// Settled at once with [`ClientError::InvalidRequest`] for a payload that is not an
+    /// object, a type the SDK sends itself or a bad room name, [`ClientError::QueueFull`]
+    /// when disconnected with a full queue, [`ClientError::Closed`] after the end.
     pub fn request(
         &mut self,
         kind: &str,
-        mut payload: Map<String, Value>,
+        payload: &str,
         timeout_ms: Option<u64>,
         now: Millis,
     ) -> (u64, Vec<Effect>) {
         let id = self.allocate();
-        let effects = match kind {
-            "" | "auth" | "pong" | "ack" => vec![Effect::Settle(
-                id,
-                Err(ClientError::InvalidRequest(format!(
-                    "`{kind}` is not a request the app sends"
-                ))),
-            )],
-            "join" | "leave" => match room_of(&payload) {
+        let invalid = |why: String| vec![Effect::Settle(id, Err(ClientError::InvalidRequest(why)))];
+        let payload = payload.trim();
+        let fields = if payload.is_empty() || payload == "null" {
+            Some(Object::default())
+        } else {
+            Object::parse(payload)
+        };
+        let effects = match (kind, fields) {
+            (_, None) => invalid("the payload must be a JSON object".into()),
+            ("" | "auth" | "pong" | "ack", _) => {
+                invalid(format!("`{kind}` is not a request the app sends"))
+            }
+            ("join" | "leave", Some(fields)) => match room_of(&fields) {
                 Err(err) => vec![Effect::Settle(id, Err(err))],
                 Ok(room) if kind == "join" => self.join(id, room),
                 Ok(room) => self.leave(id, &room, timeout_ms, now),
             },
-            _ => {
-                payload.insert("type".into(), Value::from(kind));
-                payload.insert("id".into(), Value::from(id));
-                let frame = Value::Object(payload).to_string();
+            (_, Some(fields)) => {
+                let frame = request_frame(kind, id, fields.members());
                 self.submit(id, frame, timeout_ms, now)
             }
         };
@@ -521,11 +538,12 @@ impl Core {
             })
             .collect();
         if self.phase == Phase::Open {
-            let frame = json!({ "type": "leave", "room": room, "id": id }).to_string();
+            let frame = request_frame("leave", id, [("room", json::quote(room.as_str()).as_str())]);
             effects.extend(self.submit(id, frame, timeout_ms, now));
         } else if tracked {
             // The server forgot the connection's rooms with the connection.
-            effects.push(Effect::Settle(id, Ok(json!({ "room": room }))));
+            let answer = format!(r#"{{"room":{}}}"#, json::quote(room.as_str()));
+            effects.push(Effect::Settle(id, Ok(answer)));
         } else {
             effects.push(Effect::Settle(
                 id,
@@ -542,19 +560,17 @@ impl Core {
     pub fn on_frame(&mut self, text: &str, now: Millis) -> Vec<Effect> {
         self.last_frame = now;
         let mut effects = Vec::new();
-        // Anything but a JSON object is not the server we know: ignored, not surfaced.
-        if let Ok(message @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
-            self.on_message(message, now, &mut effects);
-        }
+        self.on_message(text, now, &mut effects);
         effects
     }
 
-    fn on_message(&mut self, message: Value, now: Millis, effects: &mut Vec<Effect>) {
-        let kind = message
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match kind {
+    fn on_message(&mut self, text: &str, now: Millis, effects: &mut Vec<Effect>) {
+        // Anything but a JSON object is not the server we know: ignored, not surfaced.
+        let Some(message) = Object::parse(text) else {
+            return;
+        };
+        let kind = message.str("type").unwrap_or_default();
+        match kind.as_ref() {
             "ping" => effects.push(Effect::Send(r#"{"type":"pong"}"#.to_owned())),
             "auth_ok" => {
                 let was_open = self.phase == Phase::Open;
@@ -563,73 +579,43 @@ impl Core {
                 if !was_open {
                     effects.push(Effect::State(State::Open));
                 }
-                effects.push(Effect::Emit(message));
+                effects.push(emit(&kind, text));
                 if !was_open {
                     self.resume(now, effects);
                 }
             }
-            "reply" | "error" | "pong" if message.get("id").is_some() => {
-                self.on_answer(&message, effects);
+            "reply" | "error" | "pong" if message.raw("id").is_some() => {
+                self.on_answer(&kind, &message, text, effects);
             }
             "compressed" => {
                 let inner = message
-                    .get("data")
-                    .and_then(Value::as_str)
-                    .and_then(|data| codec::inflate(data, DEFAULT_INFLATE_LIMIT).ok())
-                    .and_then(|json| serde_json::from_str::<Value>(&json).ok());
-                if let Some(inner @ Value::Object(_)) = inner {
-                    self.on_message(inner, now, effects);
+                    .str("data")
+                    .and_then(|data| codec::inflate(&data, DEFAULT_INFLATE_LIMIT).ok());
+                if let Some(inner) = inner {
+                    self.on_message(&inner, now, effects);
                 }
             }
             "batch_messages" => {
-                if let Some(Value::Array(inner)) = message.get("messages") {
-                    for item in inner.clone() {
-                        if item.is_object() {
-                            self.on_message(item, now, effects);
-                        }
-                    }
+                let inner = message.raw("messages").and_then(json::array);
+                for item in inner.unwrap_or_default() {
+                    self.on_message(item, now, effects);
                 }
             }
             "chat" => {
-                let position = (
-                    message
-                        .get("room")
-                        .and_then(Value::as_str)
-                        .and_then(|r| RoomName::new(r).ok()),
-                    message
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .and_then(|i| MessageId::new(i).ok()),
-                );
-                match position {
+                let room = message.str("room").and_then(|r| RoomName::new(r).ok());
+                let id = message.str("id").and_then(|i| MessageId::new(i).ok());
+                match (room, id) {
                     // Rooms the app joined: each chat once, in order, across reconnects.
                     (Some(room), Some(id)) if self.rooms.contains(&room) => {
                         if self.rooms.accept(&room, &id) {
-                            effects.push(Effect::Emit(message));
+                            effects.push(emit(&kind, text));
                         }
                     }
                     // Rooms the server put the connection in (default rooms, the API).
-                    _ => effects.push(Effect::Emit(message)),
+                    _ => effects.push(emit(&kind, text)),
                 }
             }
-            _ => self.emit(message, effects),
-        }
-    }
-
-    /// Hands a message to the app, then acknowledges it if the sender asked.
-    fn emit(&mut self, message: Value, effects: &mut Vec<Effect>) {
-        let ack = (message.get("_ack") == Some(&Value::Bool(true)))
-            .then(|| {
-                message
-                    .get("_messageId")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .flatten();
-        effects.push(Effect::Emit(message));
-        if let Some(message_id) = ack {
-            let frame = json!({ "type": "ack", "messageId": message_id });
-            effects.push(Effect::Send(frame.to_string()));
+            _ => acknowledged(&kind, &message, text, effects),
         }
     }
 
@@ -659,19 +645,27 @@ impl Core {
         }
     }
 
-    fn on_answer(&mut self, message: &Value, effects: &mut Vec<Effect>) {
-        let Some(id) = message.get("id").and_then(Value::as_u64) else {
+    fn on_answer(
+        &mut self,
+        kind: &str,
+        message: &Object<'_>,
+        text: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(id) = message.u64("id") else {
             // Not one of ours (the SDK numbers its requests).
-            return self.emit(message.clone(), effects);
+            return acknowledged(kind, message, text, effects);
         };
-        let outcome = match message["type"].as_str() {
-            Some("error") => Err(ClientError::Server {
-                code: serde_json::from_value(message["code"].clone())
+        let outcome = match kind {
+            "error" => Err(ClientError::Server {
+                code: message
+                    .str("code")
+                    .and_then(|code| ErrorCode::ALL.into_iter().find(|c| c.as_str() == code))
                     .unwrap_or(ErrorCode::Internal),
-                message: message["message"].as_str().unwrap_or_default().to_owned(),
+                message: message.str("message").unwrap_or_default().into_owned(),
             }),
-            Some("pong") => Ok(message.clone()),
-            _ => Ok(message.get("data").cloned().unwrap_or(Value::Null)),
+            "pong" => Ok(text.to_owned()),
+            _ => Ok(message.raw("data").unwrap_or("null").to_owned()),
         };
         if let Some((room, waiting)) = self.rejoins.remove(&id) {
             if outcome.is_err() {
@@ -687,19 +681,65 @@ impl Core {
     }
 }
 
-fn join_frame(id: u64, room: &RoomName, since: Option<&MessageId>) -> String {
-    let mut frame = json!({ "type": "join", "room": room, "id": id });
-    if let Some(since) = since {
-        frame["since"] = Value::from(since.as_str());
+/// A message for the app.
+fn emit(kind: &str, text: &str) -> Effect {
+    Effect::Emit(Message {
+        kind: kind.to_owned(),
+        json: text.to_owned(),
+    })
+}
+
+/// Hands a message to the app, then acknowledges it if the sender asked.
+fn acknowledged(kind: &str, message: &Object<'_>, text: &str, effects: &mut Vec<Effect>) {
+    effects.push(emit(kind, text));
+    if let Some(message_id) = message
+        .is_true("_ack")
+        .then(|| message.str("_messageId"))
+        .flatten()
+    {
+        let mut frame = String::from(r#"{"type":"ack","messageId":"#);
+        json::push_string(&mut frame, &message_id);
+        frame.push('}');
+        effects.push(Effect::Send(frame));
     }
-    frame.to_string()
+}
+
+/// `{"type":kind,"id":id,...fields}`; `fields` are raw JSON texts, and any `type` or `id`
+/// among them is the SDK's to set.
+fn request_frame<'a>(
+    kind: &str,
+    id: u64,
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut frame = String::from(r#"{"type":"#);
+    json::push_string(&mut frame, kind);
+    frame.push_str(",\"id\":");
+    frame.push_str(&id.to_string());
+    for (key, raw) in fields {
+        if key != "type" && key != "id" {
+            frame.push(',');
+            json::push_string(&mut frame, key);
+            frame.push(':');
+            frame.push_str(raw);
+        }
+    }
+    frame.push('}');
+    frame
+}
+
+fn join_frame(id: u64, room: &RoomName, since: Option<&MessageId>) -> String {
+    let room = json::quote(room.as_str());
+    let since = since.map(|since| json::quote(since.as_str()));
+    let fields = [("room", room.as_str())]
+        .into_iter()
+        .chain(since.as_deref().map(|since| ("since", since)));
+    request_frame("join", id, fields)
 }
 
 /// The `room` of a `join` or `leave` the app asked for.
-fn room_of(payload: &Map<String, Value>) -> Result<RoomName, ClientError> {
+fn room_of(payload: &Object<'_>) -> Result<RoomName, ClientError> {
     let name = payload
-        .get("room")
-        .and_then(Value::as_str)
+        .str("room")
         .ok_or_else(|| ClientError::InvalidRequest("`room` must be a string".into()))?;
     RoomName::new(name).map_err(|e| ClientError::InvalidRequest(format!("`room`: {e}")))
 }

@@ -1,6 +1,6 @@
 //! The core's behaviour, driven like the façade drives it: inputs in, effects out.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -24,11 +24,9 @@ fn options() -> Options {
     }
 }
 
-fn map(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
+/// A request payload, as the façade passes it (`JSON.stringify` of the app's object).
+fn map(value: &Value) -> String {
+    value.to_string()
 }
 
 fn sent(effects: &[Effect]) -> Vec<Value> {
@@ -45,7 +43,15 @@ fn emitted(effects: &[Effect]) -> Vec<Value> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Emit(message) => Some(message.clone()),
+            Effect::Emit(message) => {
+                let value: Value = serde_json::from_str(&message.json).unwrap();
+                assert_eq!(
+                    value["type"],
+                    message.kind.as_str(),
+                    "emitted with its type"
+                );
+                Some(value)
+            }
             _ => None,
         })
         .collect()
@@ -55,7 +61,12 @@ fn settled(effects: &[Effect]) -> Vec<(u64, Result<Value, ClientError>)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Settle(id, outcome) => Some((*id, outcome.clone())),
+            Effect::Settle(id, outcome) => Some((
+                *id,
+                outcome
+                    .clone()
+                    .map(|json| serde_json::from_str(&json).unwrap()),
+            )),
             _ => None,
         })
         .collect()
@@ -119,7 +130,12 @@ fn every_ping_is_answered_with_pong() {
 #[test]
 fn a_request_resolves_with_its_reply_or_rejects_with_its_error() {
     let mut core = open(options());
-    let (id, effects) = core.request("chat", map(json!({"room":"lobby","content":"hi"})), None, 0);
+    let (id, effects) = core.request(
+        "chat",
+        &map(&json!({"room":"lobby","content":"hi"})),
+        None,
+        0,
+    );
     assert_eq!(
         sent(&effects),
         [json!({"type":"chat","room":"lobby","content":"hi","id":id})]
@@ -130,7 +146,7 @@ fn a_request_resolves_with_its_reply_or_rejects_with_its_error() {
     );
     assert_eq!(settled(&effects), [(id, Ok(json!({"n":1})))]);
 
-    let (id, _) = core.request("history", map(json!({"room":"lobby"})), None, 2);
+    let (id, _) = core.request("history", &map(&json!({"room":"lobby"})), None, 2);
     let error = json!({"type":"error","id":id,"code":"not_member","message":"join first"});
     let effects = core.on_frame(&error.to_string(), 3);
     assert_eq!(
@@ -150,10 +166,23 @@ fn a_request_resolves_with_its_reply_or_rejects_with_its_error() {
 #[test]
 fn custom_types_are_requests_too_and_only_unsendable_ones_are_refused_locally() {
     let mut core = open(options());
-    let (id, effects) = core.request("roll", map(json!({"sides":20})), None, 0);
+    let (id, effects) = core.request("roll", &map(&json!({"sides":20})), None, 0);
     assert_eq!(sent(&effects), [json!({"type":"roll","sides":20,"id":id})]);
+    // The type and id are the SDK's; fields keep their exact JSON (big numbers, escapes).
+    let payload = r#"{"type":"x","id":"mine","n":12345678901234567890,"s":"a\"b\u00e9"}"#;
+    let (id, effects) = core.request("roll", payload, None, 0);
+    let [Effect::Send(frame)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        frame,
+        &format!(r#"{{"type":"roll","id":{id},"n":12345678901234567890,"s":"a\"b\u00e9"}}"#)
+    );
+    // No payload is no fields.
+    let (id, effects) = core.request("roll", "", None, 0);
+    assert_eq!(sent(&effects), [json!({"type":"roll","id":id})]);
     // The server validates fields; the SDK refuses only what it cannot send.
-    let (id, effects) = core.request("chat", map(json!({"room":"lobby"})), None, 0);
+    let (id, effects) = core.request("chat", &map(&json!({"room":"lobby"})), None, 0);
     assert_eq!(
         sent(&effects),
         [json!({"type":"chat","room":"lobby","id":id})]
@@ -164,8 +193,10 @@ fn custom_types_are_requests_too_and_only_unsendable_ones_are_refused_locally() 
         ("", json!({})),
         ("join", json!({"room":""})),
         ("leave", json!({"room":7})),
+        ("roll", json!([1, 2])),
+        ("roll", json!("text")),
     ] {
-        let (id, effects) = core.request(kind, map(payload), None, 0);
+        let (id, effects) = core.request(kind, &map(&payload), None, 0);
         assert!(sent(&effects).is_empty(), "{kind}");
         assert!(
             matches!(&settled(&effects)[..], [(i, Err(ClientError::InvalidRequest(_)))] if *i == id),
@@ -177,7 +208,7 @@ fn custom_types_are_requests_too_and_only_unsendable_ones_are_refused_locally() 
 #[test]
 fn an_unanswered_request_times_out() {
     let mut core = open(options());
-    let (id, _) = core.request("ping", Map::new(), Some(300), 1_000);
+    let (id, _) = core.request("ping", "", Some(300), 1_000);
     assert_eq!(core.next_deadline(), Some(1_300));
     assert!(settled(&core.on_timer(1_299)).is_empty());
     assert_eq!(
@@ -189,7 +220,7 @@ fn an_unanswered_request_times_out() {
 #[test]
 fn a_pong_answers_a_ping_request() {
     let mut core = open(options());
-    let (id, _) = core.request("ping", Map::new(), None, 0);
+    let (id, _) = core.request("ping", "", None, 0);
     let effects = core.on_frame(&json!({"type":"pong","id":id,"timestamp":9}).to_string(), 1);
     assert_eq!(settled(&effects)[0].1.as_ref().unwrap()["timestamp"], 9);
 }
@@ -222,7 +253,7 @@ fn ack_requests_are_acknowledged_after_the_app_got_the_message() {
     let mut core = open(options());
     let message = json!({"type":"order","_ack":true,"_messageId":"m-7"});
     let effects = core.on_frame(&message.to_string(), 1);
-    assert_eq!(effects[0], Effect::Emit(message));
+    assert_eq!(emitted(&effects[..1]), [message]);
     assert_eq!(
         sent(&effects[1..]),
         [json!({"type":"ack","messageId":"m-7"})]
@@ -303,7 +334,7 @@ fn auth_ok_resets_the_backoff() {
 #[test]
 fn requests_in_flight_when_the_connection_drops_are_rejected_as_disconnected() {
     let mut core = open(options());
-    let (id, _) = core.request("chat", map(json!({"room":"lobby","content":1})), None, 0);
+    let (id, _) = core.request("chat", &map(&json!({"room":"lobby","content":1})), None, 0);
     let effects = core.on_close(1006, "gone", 1);
     assert_eq!(settled(&effects), [(id, Err(ClientError::Disconnected))]);
 }
@@ -312,10 +343,10 @@ fn requests_in_flight_when_the_connection_drops_are_rejected_as_disconnected() {
 fn requests_made_offline_are_queued_sent_in_order_after_auth_and_bounded() {
     let mut core = open(options());
     core.on_close(1006, "gone", 0);
-    let (first, effects) = core.request("chat", map(json!({"room":"a","content":1})), None, 1);
+    let (first, effects) = core.request("chat", &map(&json!({"room":"a","content":1})), None, 1);
     assert!(effects.is_empty(), "queued, not sent: {effects:?}");
-    let (second, _) = core.request("chat", map(json!({"room":"a","content":2})), None, 2);
-    let (third, effects) = core.request("chat", map(json!({"room":"a","content":3})), None, 3);
+    let (second, _) = core.request("chat", &map(&json!({"room":"a","content":2})), None, 2);
+    let (third, effects) = core.request("chat", &map(&json!({"room":"a","content":3})), None, 3);
     assert_eq!(settled(&effects), [(third, Err(ClientError::QueueFull(2)))]);
 
     core.reconnect("t".into(), 10);
@@ -336,7 +367,7 @@ fn requests_made_offline_are_queued_sent_in_order_after_auth_and_bounded() {
 fn queued_requests_time_out_while_waiting() {
     let mut core = open(options());
     core.on_close(1006, "gone", 0);
-    let (id, _) = core.request("chat", map(json!({"room":"a","content":1})), Some(50), 0);
+    let (id, _) = core.request("chat", &map(&json!({"room":"a","content":1})), Some(50), 0);
     assert_eq!(
         settled(&core.on_timer(50)),
         [(id, Err(ClientError::Timeout(50)))]
@@ -346,7 +377,7 @@ fn queued_requests_time_out_while_waiting() {
 #[test]
 fn rooms_are_rejoined_from_the_last_chat_seen_and_nothing_arrives_twice() {
     let mut core = open(options());
-    let (join, effects) = core.request("join", map(json!({"room":"lobby"})), None, 0);
+    let (join, effects) = core.request("join", &map(&json!({"room":"lobby"})), None, 0);
     assert_eq!(
         sent(&effects),
         [json!({"type":"join","room":"lobby","id":join})]
@@ -387,7 +418,7 @@ fn rooms_are_rejoined_from_the_last_chat_seen_and_nothing_arrives_twice() {
 #[test]
 fn a_join_made_offline_is_settled_by_the_rejoin() {
     let mut core = core(options());
-    let (join, effects) = core.request("join", map(json!({"room":"lobby"})), None, 0);
+    let (join, effects) = core.request("join", &map(&json!({"room":"lobby"})), None, 0);
     assert!(effects.is_empty());
     core.connect("t".into(), 0);
     core.on_open(0);
@@ -419,8 +450,8 @@ fn chats_of_rooms_the_server_joined_are_passed_through() {
 #[test]
 fn leaving_forgets_the_room() {
     let mut core = open(options());
-    core.request("join", map(json!({"room":"lobby"})), None, 0);
-    let (leave, effects) = core.request("leave", map(json!({"room":"lobby"})), None, 0);
+    core.request("join", &map(&json!({"room":"lobby"})), None, 0);
+    let (leave, effects) = core.request("leave", &map(&json!({"room":"lobby"})), None, 0);
     assert_eq!(
         sent(&effects),
         [json!({"type":"leave","room":"lobby","id":leave})]
@@ -453,7 +484,7 @@ fn a_silent_server_is_replaced_after_twice_the_heartbeat() {
 #[test]
 fn closing_rejects_everything_waiting_and_stops() {
     let mut core = open(options());
-    let (sent_id, _) = core.request("chat", map(json!({"room":"a","content":1})), None, 0);
+    let (sent_id, _) = core.request("chat", &map(&json!({"room":"a","content":1})), None, 0);
     let effects = core.close();
     assert_eq!(
         effects[0],
@@ -470,7 +501,7 @@ fn closing_rejects_everything_waiting_and_stops() {
             ..
         }))
     ));
-    let (late, effects) = core.request("chat", map(json!({"room":"a","content":2})), None, 1);
+    let (late, effects) = core.request("chat", &map(&json!({"room":"a","content":2})), None, 1);
     assert_eq!(settled(&effects), [(late, Err(ClientError::Closed))]);
     assert!(core.on_close(1006, "after", 2).is_empty());
     assert!(core.close().is_empty());
@@ -480,7 +511,7 @@ fn closing_rejects_everything_waiting_and_stops() {
 fn giving_up_rejects_what_waits_and_says_why() {
     let mut core = open(options());
     core.on_close(1006, "gone", 0);
-    let (queued, _) = core.request("chat", map(json!({"room":"a","content":1})), None, 1);
+    let (queued, _) = core.request("chat", &map(&json!({"room":"a","content":1})), None, 1);
     let effects = core.give_up("getToken failed: offline");
     assert_eq!(settled(&effects), [(queued, Err(ClientError::Closed))]);
     assert_eq!(

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the SDK's browser tests (client-wasm/tests/browser.rs) in headless Chromium through
-# wasm-bindgen-test-runner, against a real roomcast server on a free port (dev mode, a
-# SQLite file in a temp dir, fast heartbeats, at most 3 connections per user). The tests
-# steer the server through scripts/browser-test-control.py: restart it, call its API.
+# wasm-pack test (wasm-bindgen-test-runner), against a real roomcast server on a free port
+# (dev mode, a SQLite file in a temp dir, fast heartbeats, at most 3 connections per user).
+# The tests steer the server through scripts/browser-test-control.py: restart it, call its API.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +22,12 @@ done
 
 export ROOMCAST_TEST_URL="ws://127.0.0.1:$port/ws"
 export ROOMCAST_TEST_CONTROL="http://127.0.0.1:$control_port"
-export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=90
-if ! cargo test --locked -p roomcast-client --target wasm32-unknown-unknown --test browser --test restart; then
+# wasm-pack runs the tests with wasm-bindgen-test-runner and Debian's chromedriver (both
+# installed by setup.sh; --mode no-install never downloads); client-wasm/webdriver.json
+# gives Chromium its flags.
+if ! wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --mode no-install \
+    client-wasm --locked --test browser --test restart; then
   echo "== control log"; cat "$work/control.log"
   echo "== server log"; cat "$work/server.log" 2>/dev/null || true
   exit 1

@@ -39,4 +39,11 @@ if [ "$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')" != "
   cargo install wasm-bindgen-cli --version "$wasm_bindgen_version"
 fi
 
+# The SDK's package build and browser test driver.
+wasm_pack_version=0.15.1
+if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$wasm_pack_version" ]; then
+  say "installing wasm-pack $wasm_pack_version"
+  cargo install wasm-pack --version "$wasm_pack_version" --locked
+fi
+
 say "ok"

@@ -18,7 +18,11 @@ cargo test --workspace --locked
 echo "== browser tests of the SDK (headless Chromium against a real server)"
 scripts/browser-test.sh
 echo "== the SDK's npm package builds (and its size)"
-scripts/build-sdk.sh
+sizes=$(scripts/build-sdk.sh)
+echo "$sizes"
+# The size budget of the issue that made the SDK: 60 KB gzipped for .wasm + .js.
+web_size=$(echo "$sizes" | awk '/\(web\)/ { print $(NF-1) }')
+[ "$web_size" -le 60000 ] || { echo "the SDK is $web_size B gzipped, over its 60,000 B budget"; exit 1; }
 for file in package.json roomcast_client.js roomcast_client.d.ts roomcast_client_bg.wasm; do
   for target in web bundler; do
     [ -s "client-wasm/pkg/$target/$file" ] || { echo "missing client-wasm/pkg/$target/$file"; exit 1; }

@@ -242,10 +242,10 @@ fn schedule(client: &Rc<RefCell<Inner>>) {
 fn emit(client: &Rc<RefCell<Inner>>, message: &Message) {
     let handlers: Vec<Function> = {
         let inner = client.borrow();
-        inner
-            .handlers
+        // The type's own handlers first, then the catch-all ones.
+        [message.kind.as_str(), "*"]
             .iter()
-            .filter(|(kind, _)| **kind == message.kind || *kind == "*")
+            .filter_map(|kind| inner.handlers.iter().find(|(k, _)| k == kind))
             .flat_map(|(_, handlers)| handlers.iter().cloned())
             .collect()
     };

@@ -25,6 +25,8 @@ async fn survive(how: &str) {
     let lobby = room("restart");
     let (alice, alice_chats, alice_states) = connected(&unique("alice")).await;
     let (bob, _, _) = connected(&unique("bob")).await;
+    let alice_rejoins = Recorder::new();
+    alice.on("rejoined", alice_rejoins.function().clone());
     settle(alice.join(&lobby)).await.expect("alice joins");
     settle(bob.join(&lobby)).await.expect("bob joins");
     let before = settle(bob.chat(&lobby, &"before".into()))
@@ -38,6 +40,12 @@ async fn survive(how: &str) {
         let states = alice_states.all();
         states.iter().any(|s| s["state"] == "reconnecting")
             && states.last().is_some_and(|s| s["state"] == "open")
+    })
+    .await;
+    // The app hears how its room came back: the stored history covered the gap.
+    eventually("alice is told her room was recovered", || {
+        alice_rejoins.all()
+            == [json!({"type": "rejoined", "room": lobby, "recovered": true, "replayed": 0})]
     })
     .await;
     // Bob's chat may race his own reconnect: it waits in his queue and goes out after it.

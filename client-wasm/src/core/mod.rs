@@ -126,6 +126,25 @@ struct Request {
     timeout_ms: u64,
 }
 
+/// An app's `join` waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+struct Waiter {
+    id: u64,
+    deadline: Millis,
+    timeout_ms: u64,
+}
+
+/// A `join` on the wire, by request id: the app's own, or a rejoin after a reconnect.
+#[derive(Debug)]
+struct Joining {
+    room: RoomName,
+    /// The app requests its answer settles.
+    waiters: Vec<Waiter>,
+    /// A rejoin of a room the server had accepted before: its outcome is emitted as
+    /// `rejoined` or `rejoin_failed`.
+    rejoin: bool,
+}
+
 /// The socket's phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -156,11 +175,12 @@ pub struct Core {
     /// Made while disconnected, in order.
     queued: VecDeque<(u64, Request)>,
     rooms: Rooms,
-    /// Rejoins sent after a reconnect, by request id, with the app requests (joins made
-    /// while disconnected) that their answer settles.
-    rejoins: SmallMap<u64, (RoomName, Vec<u64>)>,
-    /// Joins made while disconnected, settled by their room's rejoin.
-    joins_waiting: SmallMap<RoomName, Vec<u64>>,
+    /// Joins sent and not answered yet.
+    joining: SmallMap<u64, Joining>,
+    /// Joins made while disconnected, settled by their room's join after the reconnect.
+    joins_waiting: SmallMap<RoomName, Vec<Waiter>>,
+    /// Leaves sent and not answered yet: their rooms' chats no longer reach the app.
+    leaving: SmallMap<u64, RoomName>,
 }
 
 impl std::fmt::Debug for Core {
@@ -191,8 +211,9 @@ impl Core {
             in_flight: SmallMap::default(),
             queued: VecDeque::new(),
             rooms: Rooms::default(),
-            rejoins: SmallMap::default(),
+            joining: SmallMap::default(),
             joins_waiting: SmallMap::default(),
+            leaving: SmallMap::default(),
         }
     }
 
@@ -270,10 +291,14 @@ impl Core {
         for (id, _) in std::mem::take(&mut self.in_flight) {
             effects.push(Effect::Settle(id, Err(ClientError::Disconnected)));
         }
-        for (_, (room, waiting)) in std::mem::take(&mut self.rejoins) {
+        for (_, joining) in std::mem::take(&mut self.joining) {
             // Their app requests wait for the next rejoin.
-            self.joins_waiting.entry_or_default(room).extend(waiting);
+            self.joins_waiting
+                .entry_or_default(joining.room)
+                .extend(joining.waiters);
         }
+        // The server forgot the connection's rooms with the connection.
+        self.leaving.clear();
         let final_code = code.filter(|c| self.is_final(*c));
         let delay = match (final_code, self.options.reconnect) {
             (None, Some(backoff)) => backoff.delay(self.attempt, (self.random)()),
@@ -319,13 +344,18 @@ impl Core {
             .keys()
             .copied()
             .chain(self.queued.iter().map(|(id, _)| *id))
-            .chain(self.joins_waiting.values().flatten().copied())
-            .chain(self.rejoins.values().flat_map(|(_, w)| w.iter().copied()))
+            .chain(self.joins_waiting.values().flatten().map(|w| w.id))
+            .chain(
+                self.joining
+                    .values()
+                    .flat_map(|j| j.waiters.iter().map(|w| w.id)),
+            )
             .collect::<Vec<_>>();
         self.in_flight.clear();
         self.queued.clear();
         self.joins_waiting.clear();
-        self.rejoins.clear();
+        self.joining.clear();
+        self.leaving.clear();
         for id in waiting {
             effects.push(Effect::Settle(id, Err(ClientError::Closed)));
         }
@@ -359,6 +389,8 @@ impl Core {
             });
         }
         effects.extend(self.shut(Some(1000), "closed by the client".into()));
+        // A later `connect()` starts afresh: the app closed, so it left every room.
+        self.rooms = Rooms::default();
         effects
     }
 
@@ -383,6 +415,7 @@ impl Core {
             }
         }
         self.queued = kept;
+        self.expire_joins(now, &mut effects);
         let live = matches!(
             self.phase,
             Phase::Opening | Phase::Authenticating | Phase::Open
@@ -412,7 +445,16 @@ impl Core {
             .values()
             .chain(self.queued.iter().map(|(_, r)| r))
             .map(|r| r.deadline);
-        requests.chain(live.then(|| self.watchdog_deadline())).min()
+        let joins = self
+            .joining
+            .values()
+            .flat_map(|j| &j.waiters)
+            .chain(self.joins_waiting.values().flatten())
+            .map(|w| w.deadline);
+        requests
+            .chain(joins)
+            .chain(live.then(|| self.watchdog_deadline()))
+            .min()
     }
 
     fn allocate(&mut self) -> u64 {
@@ -453,7 +495,7 @@ impl Core {
             }
             ("join" | "leave", Some(fields)) => match room_of(&fields) {
                 Err(err) => vec![Effect::Settle(id, Err(err))],
-                Ok(room) if kind == "join" => self.join(id, room),
+                Ok(room) if kind == "join" => self.join(id, room, timeout_ms, now),
                 Ok(room) => self.leave(id, &room, timeout_ms, now),
             },
             (_, Some(fields)) => {
@@ -498,19 +540,69 @@ impl Core {
     }
 
     /// Joins are remembered: after a reconnect every room is rejoined from the last chat
-    /// the app got there. A join made while disconnected is settled by that rejoin.
-    fn join(&mut self, id: u64, room: RoomName) -> Vec<Effect> {
+    /// the app got there. A join made while disconnected is settled by that rejoin. A join
+    /// that fails (refused, or no answer in time) is forgotten.
+    fn join(
+        &mut self,
+        id: u64,
+        room: RoomName,
+        timeout_ms: Option<u64>,
+        now: Millis,
+    ) -> Vec<Effect> {
         if self.phase == Phase::Closed {
             return vec![Effect::Settle(id, Err(ClientError::Closed))];
         }
+        let timeout_ms = timeout_ms.unwrap_or(self.options.request_timeout_ms);
+        let waiter = Waiter {
+            id,
+            deadline: now.saturating_add(timeout_ms),
+            timeout_ms,
+        };
         self.rooms.track(&room);
         if self.phase == Phase::Open {
             let frame = join_frame(id, &room, None);
-            self.rejoins.insert(id, (room, vec![id]));
+            let joining = Joining {
+                room,
+                waiters: vec![waiter],
+                rejoin: false,
+            };
+            self.joining.insert(id, joining);
             vec![Effect::Send(frame)]
         } else {
-            self.joins_waiting.entry_or_default(room).push(id);
+            self.joins_waiting.entry_or_default(room).push(waiter);
             Vec::new()
+        }
+    }
+
+    /// Rejects the joins that waited too long; a room whose every join failed so, and
+    /// that the server never accepted, is forgotten.
+    fn expire_joins(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+        let mut expired = Vec::new();
+        for joining in self.joining.values_mut() {
+            expired.extend(take_expired(&mut joining.waiters, now, &joining.room));
+        }
+        self.joining
+            .extract_if(|_, j| !j.rejoin && j.waiters.is_empty());
+        let mut emptied = Vec::new();
+        for (room, waiters) in self.joins_waiting.iter_mut() {
+            expired.extend(take_expired(waiters, now, room));
+            if waiters.is_empty() {
+                emptied.push(room.clone());
+            }
+        }
+        for room in emptied {
+            self.joins_waiting.remove(&room);
+        }
+        for (waiter, room) in expired {
+            let waited = self.joining.values().any(|j| j.room == room)
+                || self.joins_waiting.contains_key(&room);
+            if !waited && !self.rooms.is_confirmed(&room) {
+                self.rooms.untrack(&room);
+            }
+            effects.push(Effect::Settle(
+                waiter.id,
+                Err(ClientError::Timeout(waiter.timeout_ms)),
+            ));
         }
     }
 
@@ -530,7 +622,7 @@ impl Core {
             .flatten()
             .map(|join| {
                 Effect::Settle(
-                    join,
+                    join.id,
                     Err(ClientError::InvalidRequest(format!(
                         "left room {room} before joining it"
                     ))),
@@ -539,6 +631,7 @@ impl Core {
             .collect();
         if self.phase == Phase::Open {
             let frame = request_frame("leave", id, [("room", json::quote(room.as_str()).as_str())]);
+            self.leaving.insert(id, room.clone());
             effects.extend(self.submit(id, frame, timeout_ms, now));
         } else if tracked {
             // The server forgot the connection's rooms with the connection.
@@ -604,7 +697,11 @@ impl Core {
             "chat" => {
                 let room = message.str("room").and_then(|r| RoomName::new(r).ok());
                 let id = message.str("id").and_then(|i| MessageId::new(i).ok());
+                self.leaving
+                    .extract_if(|id, _| !self.in_flight.contains_key(id));
                 match (room, id) {
+                    // Rooms the app is leaving: the app is done with them.
+                    (Some(room), _) if self.leaving.values().any(|r| *r == room) => {}
                     // Rooms the app joined: each chat once, in order, across reconnects.
                     (Some(room), Some(id)) if self.rooms.contains(&room) => {
                         if self.rooms.accept(&room, &id) {
@@ -629,8 +726,16 @@ impl Core {
         for (room, since) in positions {
             let id = self.allocate();
             effects.push(Effect::Send(join_frame(id, &room, since.as_ref())));
-            let waiting = self.joins_waiting.remove(&room).unwrap_or_default();
-            self.rejoins.insert(id, (room, waiting));
+            let waiters = self.joins_waiting.remove(&room).unwrap_or_default();
+            let rejoin = self.rooms.is_confirmed(&room);
+            self.joining.insert(
+                id,
+                Joining {
+                    room,
+                    waiters,
+                    rejoin,
+                },
+            );
         }
         for (id, request) in std::mem::take(&mut self.queued) {
             if request.deadline <= now {
@@ -667,18 +772,71 @@ impl Core {
             "pong" => Ok(text.to_owned()),
             _ => Ok(message.raw("data").unwrap_or("null").to_owned()),
         };
-        if let Some((room, waiting)) = self.rejoins.remove(&id) {
-            if outcome.is_err() {
+        if let Some(joining) = self.joining.remove(&id) {
+            match &outcome {
+                Ok(_) => self.rooms.confirm(&joining.room),
                 // The server refused the room (e.g. forbidden now): stop rejoining it.
-                self.rooms.untrack(&room);
+                Err(_) => _ = self.rooms.untrack(&joining.room),
             }
-            for app_id in waiting {
-                effects.push(Effect::Settle(app_id, outcome.clone()));
+            if joining.rejoin {
+                effects.push(rejoin_event(&joining.room, &outcome));
+            }
+            for waiter in joining.waiters {
+                effects.push(Effect::Settle(waiter.id, outcome.clone()));
             }
         } else if self.in_flight.remove(&id).is_some() {
             effects.push(Effect::Settle(id, outcome));
         }
     }
+}
+
+/// Removes the waiters whose deadline passed, paired with their room.
+fn take_expired(
+    waiters: &mut Vec<Waiter>,
+    now: Millis,
+    room: &RoomName,
+) -> Vec<(Waiter, RoomName)> {
+    let (expired, kept): (Vec<Waiter>, Vec<Waiter>) =
+        waiters.iter().partition(|w| w.deadline <= now);
+    *waiters = kept;
+    expired.into_iter().map(|w| (w, room.clone())).collect()
+}
+
+/// What the app hears about a rejoin after a reconnect: `rejoined` (with the answer's
+/// `recovered` and `replayed`) or `rejoin_failed` (with the server's error).
+fn rejoin_event(room: &RoomName, outcome: &Result<String, ClientError>) -> Effect {
+    let room = json::quote(room.as_str());
+    let (kind, json) = match outcome {
+        Ok(answer) => {
+            let answer = Object::parse(answer).unwrap_or_default();
+            let recovered = answer.is_true("recovered");
+            let replayed = answer.u64("replayed").unwrap_or(0);
+            (
+                "rejoined",
+                format!(
+                    r#"{{"type":"rejoined","room":{room},"recovered":{recovered},"replayed":{replayed}}}"#
+                ),
+            )
+        }
+        Err(err) => {
+            let message = match err {
+                ClientError::Server { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            (
+                "rejoin_failed",
+                format!(
+                    r#"{{"type":"rejoin_failed","room":{room},"code":{},"message":{}}}"#,
+                    json::quote(err.code()),
+                    json::quote(&message)
+                ),
+            )
+        }
+    };
+    Effect::Emit(Message {
+        kind: kind.to_owned(),
+        json,
+    })
 }
 
 /// A message for the app.

@@ -6,34 +6,57 @@ use roomcast_protocol::{MessageId, RoomName};
 
 use super::small_map::SmallMap;
 
+/// Where the app is in a room.
+#[derive(Debug, Default)]
+struct Position {
+    /// The last chat delivered.
+    last: Option<MessageId>,
+    /// The server accepted a join of it at least once.
+    confirmed: bool,
+}
+
 /// Joined rooms and their positions.
 #[derive(Debug, Default)]
 pub struct Rooms {
-    last_seen: SmallMap<RoomName, Option<MessageId>>,
+    positions: SmallMap<RoomName, Position>,
 }
 
 impl Rooms {
     /// Starts tracking `room` (no-op if already tracked).
     pub fn track(&mut self, room: &RoomName) {
-        self.last_seen.entry_or_default(room.clone());
+        self.positions.entry_or_default(room.clone());
+    }
+
+    /// The server accepted a join of `room`.
+    pub fn confirm(&mut self, room: &RoomName) {
+        if let Some(position) = self.positions.get_mut(room) {
+            position.confirmed = true;
+        }
+    }
+
+    /// Whether the server accepted a join of `room` (so joining it again is a rejoin).
+    pub fn is_confirmed(&self, room: &RoomName) -> bool {
+        self.positions
+            .iter()
+            .any(|(r, position)| r == room && position.confirmed)
     }
 
     /// Stops tracking `room`; returns whether it was tracked.
     pub fn untrack(&mut self, room: &RoomName) -> bool {
-        self.last_seen.remove(room).is_some()
+        self.positions.remove(room).is_some()
     }
 
     /// Whether `room` is tracked.
     pub fn contains(&self, room: &RoomName) -> bool {
-        self.last_seen.contains_key(room)
+        self.positions.contains_key(room)
     }
 
     /// Records a chat of `room`; `false` when it must not reach the app (already seen, or
     /// not a tracked room). Ids sort in acceptance order within a room (CONTRACT §5).
     pub fn accept(&mut self, room: &RoomName, id: &MessageId) -> bool {
-        match self.last_seen.get_mut(room) {
-            Some(last) if last.as_ref().is_none_or(|seen| id > seen) => {
-                *last = Some(id.clone());
+        match self.positions.get_mut(room) {
+            Some(position) if position.last.as_ref().is_none_or(|seen| id > seen) => {
+                position.last = Some(id.clone());
                 true
             }
             _ => false,
@@ -42,9 +65,9 @@ impl Rooms {
 
     /// Every tracked room with the position to rejoin it from.
     pub fn positions(&self) -> impl Iterator<Item = (&RoomName, Option<&MessageId>)> {
-        self.last_seen
+        self.positions
             .iter()
-            .map(|(room, last)| (room, last.as_ref()))
+            .map(|(room, position)| (room, position.last.as_ref()))
     }
 }
 
@@ -85,6 +108,14 @@ mod tests {
         rooms.track(&room("news"));
         assert!(rooms.untrack(&room("lobby")));
         assert!(!rooms.untrack(&room("lobby")));
+        assert!(!rooms.is_confirmed(&room("news")));
+        rooms.confirm(&room("news"));
+        assert!(rooms.is_confirmed(&room("news")));
+        rooms.confirm(&room("lobby"));
+        assert!(
+            !rooms.is_confirmed(&room("lobby")),
+            "confirming an untracked room does not track it"
+        );
         assert_eq!(
             rooms.positions().collect::<Vec<_>>(),
             [(&room("news"), None)]

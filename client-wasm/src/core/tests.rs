@@ -523,3 +523,143 @@ fn giving_up_rejects_what_waits_and_says_why() {
     );
     assert!(core.give_up("again").is_empty());
 }
+
+/// Joins `room` on an open core and has the server accept it.
+fn joined(core: &mut Core, room: &str, now: Millis) {
+    let (join, _) = core.request("join", &map(&json!({ "room": room })), None, now);
+    let reply = json!({"type":"reply","id":join,"ok":true,"data":{"room":room,"recovered":false,"replayed":0}});
+    assert_eq!(settled(&core.on_frame(&reply.to_string(), now)).len(), 1);
+}
+
+/// Drops the connection and reconnects; returns what `auth_ok` made the core send.
+fn reconnected(core: &mut Core, now: Millis) -> Vec<Value> {
+    core.on_close(1006, "gone", now);
+    core.reconnect("t".into(), now);
+    core.on_open(now);
+    sent(&core.on_frame(&auth_ok(), now))
+}
+
+#[test]
+fn each_rejoin_tells_the_app_whether_the_room_was_recovered_or_refused() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    joined(&mut core, "vip", 0);
+    let rejoins = reconnected(&mut core, 1);
+    assert_eq!(rejoins.len(), 2);
+    let (lobby, vip) = (rejoins[0]["id"].clone(), rejoins[1]["id"].clone());
+    assert_eq!(rejoins[0]["room"], "lobby");
+
+    let ok = json!({"type":"reply","id":lobby,"ok":true,"data":{"room":"lobby","recovered":true,"replayed":2}});
+    assert_eq!(
+        emitted(&core.on_frame(&ok.to_string(), 2)),
+        [json!({"type":"rejoined","room":"lobby","recovered":true,"replayed":2})]
+    );
+    let refused = json!({"type":"error","id":vip,"code":"forbidden","message":"members only"});
+    assert_eq!(
+        emitted(&core.on_frame(&refused.to_string(), 2)),
+        [json!({"type":"rejoin_failed","room":"vip","code":"forbidden","message":"members only"})]
+    );
+    // The refused room is given up; the other is rejoined again next time.
+    let rejoins = reconnected(&mut core, 3);
+    assert_eq!(
+        rejoins
+            .iter()
+            .map(|f| f["room"].clone())
+            .collect::<Vec<_>>(),
+        [json!("lobby")]
+    );
+}
+
+#[test]
+fn a_first_join_made_offline_is_not_announced_as_a_rejoin() {
+    let mut core = core(options());
+    let (join, _) = core.request("join", &map(&json!({"room":"lobby"})), None, 0);
+    core.connect("t".into(), 0);
+    core.on_open(0);
+    let frames = sent(&core.on_frame(&auth_ok(), 0));
+    let reply = json!({"type":"reply","id":frames[0]["id"],"ok":true,"data":{"room":"lobby","recovered":false,"replayed":0}});
+    let effects = core.on_frame(&reply.to_string(), 1);
+    assert!(emitted(&effects).is_empty(), "{effects:?}");
+    assert_eq!(settled(&effects)[0].0, join);
+}
+
+#[test]
+fn after_close_a_new_connect_starts_without_the_old_rooms() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    core.close();
+    core.connect("t".into(), 1);
+    core.on_open(1);
+    assert!(sent(&core.on_frame(&auth_ok(), 1)).is_empty(), "no rejoin");
+    // Its chats are now those of a room the client is not in: passed through as is.
+    assert_eq!(emitted(&core.on_frame(&chat("lobby", 1), 2)).len(), 1);
+}
+
+#[test]
+fn chats_of_a_room_being_left_no_longer_reach_the_app() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    assert_eq!(emitted(&core.on_frame(&chat("lobby", 1), 1)).len(), 1);
+    let (leave, _) = core.request("leave", &map(&json!({"room":"lobby"})), None, 1);
+    // Sent by the server before it read the leave.
+    assert!(emitted(&core.on_frame(&chat("lobby", 2), 1)).is_empty());
+    assert_eq!(
+        emitted(&core.on_frame(&chat("news", 1), 1)).len(),
+        1,
+        "other rooms are untouched"
+    );
+    let reply = json!({"type":"reply","id":leave,"ok":true,"data":{"room":"lobby"}});
+    assert_eq!(settled(&core.on_frame(&reply.to_string(), 2)).len(), 1);
+    // Once left, a chat of that room (the server put the client back in) passes again.
+    assert_eq!(emitted(&core.on_frame(&chat("lobby", 3), 3)).len(), 1);
+}
+
+#[test]
+fn a_join_without_an_answer_times_out_and_is_forgotten() {
+    let mut core = open(options());
+    let (join, _) = core.request("join", &map(&json!({"room":"lobby"})), Some(500), 0);
+    assert_eq!(core.next_deadline(), Some(500));
+    assert!(settled(&core.on_timer(499)).is_empty());
+    assert_eq!(
+        settled(&core.on_timer(500)),
+        [(join, Err(ClientError::Timeout(500)))]
+    );
+    // A late answer settles nothing, and the room is not rejoined.
+    let late = json!({"type":"reply","id":join,"ok":true,"data":{"room":"lobby"}});
+    assert!(core.on_frame(&late.to_string(), 600).is_empty());
+    assert!(reconnected(&mut core, 700).is_empty());
+}
+
+#[test]
+fn a_join_made_offline_times_out_if_the_client_stays_offline() {
+    let mut core = open(options());
+    core.on_close(1006, "gone", 0);
+    let (join, _) = core.request("join", &map(&json!({"room":"lobby"})), Some(500), 0);
+    assert_eq!(
+        settled(&core.on_timer(500)),
+        [(join, Err(ClientError::Timeout(500)))]
+    );
+    core.reconnect("t".into(), 600);
+    core.on_open(600);
+    assert!(
+        sent(&core.on_frame(&auth_ok(), 600)).is_empty(),
+        "not joined after all"
+    );
+}
+
+#[test]
+fn a_room_joined_before_stays_joined_when_a_second_join_times_out() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    core.on_close(1006, "gone", 0);
+    let (again, _) = core.request("join", &map(&json!({"room":"lobby"})), Some(100), 0);
+    assert_eq!(
+        settled(&core.on_timer(100)),
+        [(again, Err(ClientError::Timeout(100)))]
+    );
+    core.reconnect("t".into(), 200);
+    core.on_open(200);
+    let rejoin = sent(&core.on_frame(&auth_ok(), 200));
+    assert_eq!(rejoin.len(), 1);
+    assert_eq!(rejoin[0]["room"], "lobby");
+}

@@ -23,6 +23,8 @@ echo "$sizes"
 # The size budget of the issue that made the SDK: 60 KB gzipped for .wasm + .js.
 web_size=$(echo "$sizes" | awk '/\(web\)/ { print $(NF-1) }')
 [ "$web_size" -le 60000 ] || { echo "the SDK is $web_size B gzipped, over its 60,000 B budget"; exit 1; }
+echo "== the package's TypeScript declarations compile and type the documented API"
+client-wasm/tools/node_modules/.bin/tsc -p client-wasm/tools/typecheck/tsconfig.json
 for file in package.json roomcast_client.js roomcast_client.d.ts roomcast_client_bg.wasm; do
   for target in web bundler; do
     [ -s "client-wasm/pkg/$target/$file" ] || { echo "missing client-wasm/pkg/$target/$file"; exit 1; }

@@ -119,6 +119,15 @@ pub struct Settings {
     /// How long a webhook call may take (default 5000 ms).
     #[arg(long, env = "ROOMCAST_WEBHOOK_TIMEOUT_MS", global = true)]
     pub webhook_timeout_ms: Option<u64>,
+    /// Connections of users with the `admin` role get `stats_update` this often
+    /// (default 1000 ms).
+    #[arg(long, env = "ROOMCAST_STATS_INTERVAL_MS", global = true)]
+    pub stats_interval_ms: Option<u64>,
+    /// Run the demo feed: simulated stock ticks on topic `stocks` and scores in rooms
+    /// `game-1` to `game-3`
+    #[arg(long, env = "ROOMCAST_DEMO", global = true, num_args = 0..=1,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub demo: Option<bool>,
 }
 
 /// Applies `$field = $field.or(lower.$field)` to every field.
@@ -175,6 +184,8 @@ impl Settings {
             ack_timeout_ms,
             webhook_url,
             webhook_timeout_ms,
+            stats_interval_ms,
+            demo,
         )
     }
 }
@@ -236,6 +247,10 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// Timeout of each webhook call.
     pub webhook_timeout: Duration,
+    /// How often admins get `stats_update`.
+    pub stats_interval: Duration,
+    /// Whether the demo feed runs.
+    pub demo: bool,
 }
 
 impl Config {
@@ -366,6 +381,12 @@ impl Config {
                 5_000,
                 "webhook_timeout_ms",
             )?),
+            stats_interval: Duration::from_millis(positive(
+                s.stats_interval_ms,
+                1_000,
+                "stats_interval_ms",
+            )?),
+            demo: s.demo.unwrap_or(false),
         };
         Ok(config)
     }

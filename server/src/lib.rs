@@ -14,12 +14,14 @@ pub mod auth;
 pub mod broker;
 mod clock;
 pub mod config;
+mod demo;
 mod error;
 pub mod handler;
 pub mod hub;
 pub mod metrics;
 mod server;
 mod session;
+mod stats;
 pub mod store;
 
 pub use clock::now_ms;

@@ -78,6 +78,13 @@ pub async fn run_with(
     if restored > 0 {
         info!(rooms = restored, "persistent rooms restored");
     }
+    let background = TaskTracker::new();
+    background.spawn(crate::stats::push_stats(hub.clone()));
+    if hub.config().demo {
+        info!("demo feed on: topic `stocks`, rooms game-1 to game-3");
+        background.spawn(crate::demo::run_demo(hub.clone(), crate::now_ms()));
+    }
+    background.close();
     let routes = api::routes(hub.clone());
     let warp_service = warp::service(routes);
     let http_conns = TaskTracker::new();

@@ -32,7 +32,7 @@ const SECRET: &str = "cli-test-secret";
 const API_KEY: &str = "cli-test-api-key";
 
 /// Every setting's environment variable, as `--help` must list them.
-const ENV_VARS: [&str; 28] = [
+const ENV_VARS: [&str; 30] = [
     "ROOMCAST_CONFIG",
     "ROOMCAST_BIND",
     "ROOMCAST_JWT_SECRET",
@@ -61,6 +61,8 @@ const ENV_VARS: [&str; 28] = [
     "ROOMCAST_ACK_TIMEOUT_MS",
     "ROOMCAST_WEBHOOK_URL",
     "ROOMCAST_WEBHOOK_TIMEOUT_MS",
+    "ROOMCAST_STATS_INTERVAL_MS",
+    "ROOMCAST_DEMO",
 ];
 
 /// The binary with an empty environment.

@@ -38,7 +38,8 @@ impl TestServer {
         Self::with(Settings::default()).await
     }
 
-    /// A dev-mode server with some settings changed.
+    /// A dev-mode server with some settings changed (`dev: Some(false)` runs it outside
+    /// dev mode: give it a secret and an API key then).
     pub async fn with(settings: Settings) -> Self {
         Self::serve(settings, None).await
     }
@@ -62,7 +63,7 @@ impl TestServer {
             .clone()
             .or_else(|| Some("sqlite::memory:".to_owned()));
         let settings = Settings {
-            dev: Some(true),
+            dev: settings.dev.or(Some(true)),
             store,
             ..settings
         };

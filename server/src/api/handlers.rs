@@ -69,13 +69,13 @@ fn ack_timeout(ack: bool, timeout_ms: Option<u64>) -> Result<Option<Duration>, S
 }
 
 /// The `?key=value` pairs of a query string.
-fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ServerError> {
+pub(super) fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ServerError> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(query)
         .map_err(|e| bad(format!("invalid query: {e}")))
 }
 
 /// A `limit` query parameter: a positive integer.
-fn positive_limit(value: &str) -> Result<u32, ServerError> {
+pub(super) fn positive_limit(value: &str) -> Result<u32, ServerError> {
     value
         .parse::<u32>()
         .ok()
@@ -83,7 +83,7 @@ fn positive_limit(value: &str) -> Result<u32, ServerError> {
         .ok_or_else(|| bad("`limit` must be a positive integer"))
 }
 
-fn flag(name: &str, value: &str) -> Result<bool, ServerError> {
+pub(super) fn flag(name: &str, value: &str) -> Result<bool, ServerError> {
     match value {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),

@@ -1,9 +1,13 @@
 //! The HTTP side (CONTRACT §9): every warp filter lives here; handlers are in
 //! [`handlers`], request bodies in [`models`]. `/api/*` needs `Authorization: Bearer <key>`;
-//! `/healthz` and `/metrics` do not. The static demo is served at `/` when configured.
+//! `/healthz` and `/metrics` do not. The static demo is served at `/` when configured, and
+//! in dev mode the demo's own routes live under `/dev` (see [`dev`]).
 
+mod dev;
 mod handlers;
 mod models;
+
+pub use dev::ADMIN_ROLE;
 
 use std::convert::Infallible;
 
@@ -41,10 +45,18 @@ pub fn routes(
             .into_response()
         })
     };
+    let dev_routes = hub
+        .config()
+        .dev
+        .then(|| warp::path("dev").and(dev::routes(hub.clone())).boxed());
     let api = warp::path("api")
         .and(api_key(hub.clone()))
         .and(api_routes(hub));
     let base = health.or(metrics).unify().or(api).unify().boxed();
+    let base = match dev_routes {
+        Some(dev) => base.or(dev).unify().boxed(),
+        None => base,
+    };
     let routes = match static_dir {
         Some(dir) => base
             .or(warp::fs::dir(dir).map(Reply::into_response))
@@ -313,6 +325,8 @@ async fn rejection(err: Rejection) -> Result<Response, Infallible> {
                 "request body over 1 MiB",
             ),
         }
+    } else if let Some(dev::Denied(denied)) = err.find::<dev::Denied>() {
+        server_error_reply(denied)
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         error_reply(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -1,0 +1,54 @@
+//! `stats_update`: the live numbers of the admin dashboard, pushed to every connection of
+//! a user with the admin role. One serialized frame per tick whatever the number of
+//! admins, and nothing per connection.
+
+use std::time::Instant;
+
+use serde_json::json;
+use tokio::time::MissedTickBehavior;
+use tracing::warn;
+
+use crate::api::ADMIN_ROLE;
+use crate::broker::Target;
+use crate::hub::Hub;
+use crate::now_ms;
+
+/// Pushes `stats_update` every `stats_interval` until the hub shuts down.
+pub(crate) async fn push_stats(hub: Hub) {
+    let mut ticker = tokio::time::interval(hub.config().stats_interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last = (Instant::now(), hub.stats());
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = hub.shutdown_token().cancelled() => return,
+        }
+        let (now, stats) = (Instant::now(), hub.stats());
+        let seconds = now.duration_since(last.0).as_secs_f64();
+        let rate = |current: u64, before: u64| {
+            #[allow(clippy::cast_precision_loss)]
+            let count = current.saturating_sub(before) as f64;
+            if seconds > 0.0 {
+                (count / seconds * 10.0).round() / 10.0
+            } else {
+                0.0
+            }
+        };
+        let message = json!({
+            "type": "stats_update",
+            "connections": stats.connections,
+            "users": stats.users,
+            "rooms": stats.rooms,
+            "messagesInPerSec": rate(stats.messages_in, last.1.messages_in),
+            "messagesOutPerSec": rate(stats.messages_out, last.1.messages_out),
+            "timestamp": now_ms(),
+        });
+        if let Err(err) = hub
+            .broadcast(Target::Role(ADMIN_ROLE.into()), &message)
+            .await
+        {
+            warn!(cause = %err, "stats_update not sent");
+        }
+        last = (now, stats);
+    }
+}

@@ -99,21 +99,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout)]
 fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let auth = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false);
-    let token = |id: &str, name: &str| -> anyhow::Result<String> {
+    let token = |id: &str, name: &str, role: &str| -> anyhow::Result<String> {
         let user = User::new(
             UserId::new(id)?,
             Some(name.into()),
-            vec!["admin".into()],
+            vec![role.into()],
             serde_json::Map::new(),
         );
         Ok(auth.issue(&user, Some(86_400))?)
     };
-    let alice = token("alice", "Alice")?;
-    let bob = token("bob", "Bob")?;
+    let alice = token("alice", "Alice", "admin")?;
+    let bob = token("bob", "Bob", "user")?;
     println!("roomcast dev mode: NOT for production (well-known secret and API key)");
-    println!("  demo as Alice: http://{addr}/?token={alice}");
-    println!("  demo as Bob:   http://{addr}/?token={bob}");
-    println!("  websocket:     ws://{addr}/ws?token={alice}");
+    println!("  demo app:      http://{addr}/ (pick any name)");
+    println!("  as Alice:      http://{addr}/?user=alice&role=admin");
+    println!("  as Bob:        http://{addr}/?user=bob");
+    println!("  websocket:     ws://{addr}/ws?token={bob}");
     println!("  api key:       {}", config.api_key);
     println!("  jwt secret:    {}", config.jwt_secret);
     println!("  token (alice, role admin, 24 h): {alice}");

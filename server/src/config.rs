@@ -119,8 +119,8 @@ pub struct Settings {
     /// How long a webhook call may take (default 5000 ms).
     #[arg(long, env = "ROOMCAST_WEBHOOK_TIMEOUT_MS", global = true)]
     pub webhook_timeout_ms: Option<u64>,
-    /// Connections of users with the `admin` role get `stats_update` this often
-    /// (default 1000 ms).
+    /// Push `stats_update` this often to every connection of a user with the `admin` role
+    /// (off by default; the demo runs it at 1000 ms)
     #[arg(long, env = "ROOMCAST_STATS_INTERVAL_MS", global = true)]
     pub stats_interval_ms: Option<u64>,
     /// Run the demo feed: simulated stock ticks on topic `stocks` and scores in rooms
@@ -247,8 +247,8 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// Timeout of each webhook call.
     pub webhook_timeout: Duration,
-    /// How often admins get `stats_update`.
-    pub stats_interval: Duration,
+    /// How often admins get `stats_update`, if at all.
+    pub stats_interval: Option<Duration>,
     /// Whether the demo feed runs.
     pub demo: bool,
 }
@@ -381,11 +381,14 @@ impl Config {
                 5_000,
                 "webhook_timeout_ms",
             )?),
-            stats_interval: Duration::from_millis(positive(
-                s.stats_interval_ms,
-                1_000,
-                "stats_interval_ms",
-            )?),
+            stats_interval: match s.stats_interval_ms {
+                Some(0) => {
+                    return Err(ServerError::Config(
+                        "stats_interval_ms must be greater than 0 (leave it unset for none)".into(),
+                    ));
+                }
+                ms => ms.map(Duration::from_millis),
+            },
             demo: s.demo.unwrap_or(false),
         };
         Ok(config)
@@ -522,6 +525,28 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("max_connections")
+        );
+    }
+
+    #[test]
+    fn stats_pushes_are_off_unless_an_interval_is_set() {
+        assert_eq!(Config::dev().stats_interval, None);
+        let every = |ms| {
+            Config::from_settings(Settings {
+                dev: Some(true),
+                stats_interval_ms: Some(ms),
+                ..Settings::default()
+            })
+        };
+        assert_eq!(
+            every(250).unwrap().stats_interval,
+            Some(Duration::from_millis(250))
+        );
+        assert!(
+            every(0)
+                .unwrap_err()
+                .to_string()
+                .contains("stats_interval_ms")
         );
     }
 

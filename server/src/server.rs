@@ -79,7 +79,9 @@ pub async fn run_with(
         info!(rooms = restored, "persistent rooms restored");
     }
     let background = TaskTracker::new();
-    background.spawn(crate::stats::push_stats(hub.clone()));
+    if let Some(interval) = hub.config().stats_interval {
+        background.spawn(crate::stats::push_stats(hub.clone(), interval));
+    }
     if hub.config().demo {
         info!("demo feed on: topic `stocks`, rooms game-1 to game-3");
         background.spawn(crate::demo::run_demo(hub.clone(), crate::now_ms()));

@@ -2,7 +2,7 @@
 //! a user with the admin role. One serialized frame per tick whatever the number of
 //! admins, and nothing per connection.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::time::MissedTickBehavior;
@@ -13,9 +13,9 @@ use crate::broker::Target;
 use crate::hub::Hub;
 use crate::now_ms;
 
-/// Pushes `stats_update` every `stats_interval` until the hub shuts down.
-pub(crate) async fn push_stats(hub: Hub) {
-    let mut ticker = tokio::time::interval(hub.config().stats_interval);
+/// Pushes `stats_update` every `interval` until the hub shuts down.
+pub(crate) async fn push_stats(hub: Hub, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = (Instant::now(), hub.stats());
     loop {

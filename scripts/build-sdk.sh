@@ -7,6 +7,7 @@
 #   client-wasm/pkg/bundler  what `npm publish` ships as roomcast-client (webpack, vite, ...)
 #   client-wasm/pkg/web      an ES module for <script type="module"> without a bundler
 #                            (call the default init() first); marked private, not published
+# The demo page (www/) loads the web build from www/pkg, which this script refreshes.
 # Prints the gzipped size of each .wasm + .js.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +40,7 @@ PY
   js_gz=$(cat "$out"/roomcast_client*.js | gzip -9 -c | wc -c)
   echo "roomcast-client $version ($target): wasm $(wc -c < "$out/roomcast_client_bg.wasm") B, gzipped wasm $wasm_gz B + js $js_gz B = $((wasm_gz + js_gz)) B"
 done
+
+rm -rf www/pkg
+mkdir -p www/pkg
+cp client-wasm/pkg/web/roomcast_client.js client-wasm/pkg/web/roomcast_client_bg.wasm www/pkg/

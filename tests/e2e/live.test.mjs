@@ -1,0 +1,68 @@
+// Live data from the demo feed: the ticker charts only the symbols the user picked, and
+// the score board follows the games.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { Server, WAIT, eventually, launchBrowser, screenshot, signIn } from "./harness.mjs";
+
+let server;
+let browser;
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.dispose();
+});
+
+/** The symbols in the ticker's legend, with their last prices. */
+async function legend(page) {
+  return page.locator("#ticker-legend .series").evaluateAll((series) =>
+    series.map((s) => [s.dataset.key, s.querySelector(".value")?.textContent.trim()]));
+}
+
+const keys = async (page) => (await legend(page)).map(([key]) => key).sort();
+
+async function pick(page, symbols) {
+  for (const box of await page.locator("input[name=symbol]").all()) {
+    const wanted = symbols.includes(await box.getAttribute("value"));
+    if ((await box.isChecked()) !== wanted) await box.click();
+  }
+}
+
+test("the ticker charts the chosen symbols only, and follows a new choice", async () => {
+  const heidi = await signIn(browser, server, "heidi");
+  await heidi.page.click("#tab-live");
+  await pick(heidi.page, ["AAPL", "TSLA"]);
+  await eventually("both chosen symbols have prices", async () =>
+    JSON.stringify(await keys(heidi.page)) === JSON.stringify(["AAPL", "TSLA"]));
+  const before = Object.fromEntries(await legend(heidi.page));
+  await eventually("prices move", async () => {
+    const now = Object.fromEntries(await legend(heidi.page));
+    return now.AAPL !== before.AAPL || now.TSLA !== before.TSLA;
+  });
+  assert.deepEqual(await keys(heidi.page), ["AAPL", "TSLA"], "nothing else was charted");
+  assert.ok(await heidi.page.locator("#ticker-chart").isVisible());
+  await screenshot(heidi.page, "live", { settleMs: 15_000 });
+
+  await pick(heidi.page, ["MSFT"]);
+  await eventually("only the new choice is charted", async () =>
+    JSON.stringify(await keys(heidi.page)) === JSON.stringify(["MSFT"]));
+  assert.deepEqual(heidi.problems, []);
+  await heidi.context.close();
+});
+
+test("the score board shows every game and updates", async () => {
+  const ivan = await signIn(browser, server, "ivan");
+  await ivan.page.click("#tab-live");
+  for (const game of ["game-1", "game-2", "game-3"]) {
+    await ivan.page.locator(`#scores .score[data-game="${game}"]`).waitFor({ timeout: WAIT });
+  }
+  const board = () => ivan.page.locator("#scores").textContent();
+  const first = await board();
+  await eventually("the clock runs", async () => (await board()) !== first);
+  assert.deepEqual(ivan.problems, []);
+  await ivan.context.close();
+});

@@ -1,0 +1,78 @@
+// Notifications: one sent by a backend through the HTTP API reaches every tab of the
+// user; marking it read in one tab updates the others at once; a global notification
+// shows as a banner.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { Server, WAIT, eventually, launchBrowser, screenshot, signIn } from "./harness.mjs";
+
+let server;
+let browser;
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.dispose();
+});
+
+const unread = (page) => page.locator("#unread-count").textContent().then((t) => Number(t.trim() || 0));
+
+test("a notification reaches every tab, and reading it in one tab updates the other", async () => {
+  const first = await signIn(browser, server, "erin");
+  const second = await signIn(browser, server, "erin", { context: first.context });
+  const sent = await server.api("POST", "/api/notify", {
+    userId: "erin", title: "Invoice paid", content: "Invoice #1042 was paid.", priority: "high",
+  });
+  for (const tab of [first, second]) {
+    await eventually("the bell counts it", async () => (await unread(tab.page)) === 1);
+  }
+  await first.page.click("#bell");
+  const item = first.page.locator(`#notifications .notification[data-id="${sent.id}"]`);
+  await item.waitFor({ timeout: WAIT });
+  assert.equal((await item.locator(".title").textContent()).trim(), "Invoice paid");
+  assert.equal((await item.locator(".content").textContent()).trim(), "Invoice #1042 was paid.");
+  assert.match(await item.getAttribute("class"), /\bunread\b/);
+  await screenshot(first.page, "notifications");
+
+  await item.locator(".mark-read").click();
+  for (const tab of [first, second]) {
+    await eventually("read everywhere", async () => (await unread(tab.page)) === 0);
+  }
+  await second.page.click("#bell");
+  const other = second.page.locator(`#notifications .notification[data-id="${sent.id}"]`);
+  await other.waitFor({ timeout: WAIT });
+  assert.doesNotMatch(await other.getAttribute("class"), /\bunread\b/);
+
+  // A tab opened later lists it too, read.
+  const third = await signIn(browser, server, "erin", { context: first.context });
+  await third.page.click("#bell");
+  await third.page.locator(`#notifications .notification[data-id="${sent.id}"]`).waitFor({ timeout: WAIT });
+  assert.equal(await unread(third.page), 0);
+
+  assert.deepEqual([...first.problems, ...second.problems, ...third.problems], []);
+  await first.context.close();
+});
+
+test("a notification sent while the user was away is waiting when they come back", async () => {
+  await server.api("POST", "/api/notify", { userId: "frank", title: "While you were out", content: "x" });
+  const frank = await signIn(browser, server, "frank");
+  await eventually("the bell counts it", async () => (await unread(frank.page)) === 1);
+  assert.deepEqual(frank.problems, []);
+  await frank.context.close();
+});
+
+test("a global notification shows as a banner that can be dismissed", async () => {
+  const grace = await signIn(browser, server, "grace");
+  await server.api("POST", "/api/notify_all", { title: "Maintenance", content: "Back at noon" });
+  const banner = grace.page.locator("#banners .banner", { hasText: "Maintenance" });
+  await banner.waitFor({ timeout: WAIT });
+  assert.match(await banner.textContent(), /Back at noon/);
+  await screenshot(grace.page, "banner");
+  await banner.locator(".close").click();
+  await eventually("dismissed", async () => (await banner.count()) === 0);
+  assert.deepEqual(grace.problems, []);
+  await grace.context.close();
+});

@@ -1,0 +1,266 @@
+// The Chat view: rooms (join, leave, history), the selected room's messages and members,
+// and private conversations with members. Messages are kept per room in a Map keyed by
+// id, so history, live chats and replays after a reconnect merge without doubles, and
+// the list is always shown sorted by id.
+
+import { $, el, byId, displayName, fillList, fillScrolled, messageEl, report, run, toast } from "./dom.js";
+
+const QUICK_ROOMS = ["lobby", "random", "support"];
+const HISTORY_LIMIT = 50;
+const MAX_MESSAGES = 500;
+
+/** `keepJoined`: rooms another view needs; leaving them here only hides them. */
+export function setupChat({ client, state, keepJoined }) {
+  const chat = (state.chat = { rooms: new Map(), selected: null, conversations: new Map(), privateWith: null });
+  const isMe = (userId) => userId === state.me.userId;
+
+  // --- rooms -------------------------------------------------------------------------
+
+  async function joinRoom(name) {
+    if (chat.rooms.has(name)) return selectRoom(name);
+    chat.rooms.set(name, { messages: new Map(), members: new Map(), unread: 0 });
+    selectRoom(name);
+    try {
+      await client.join(name);
+    } catch (error) {
+      forgetRoom(name);
+      throw error;
+    }
+    await loadHistory(name);
+  }
+
+  async function loadHistory(name) {
+    const { items } = await client.history(name, { limit: HISTORY_LIMIT });
+    const room = chat.rooms.get(name);
+    if (!room) return; // left while loading
+    items.forEach((message) => addMessage(room, message));
+    if (chat.selected === name) renderMessages(true);
+  }
+
+  async function leaveRoom(name) {
+    forgetRoom(name);
+    if (!keepJoined.has(name)) await client.leave(name);
+  }
+
+  function forgetRoom(name) {
+    chat.rooms.delete(name);
+    if (chat.selected === name) selectRoom(chat.rooms.keys().next().value ?? null);
+    else renderRooms();
+  }
+
+  /** Shows room `name`, or none when it is null. */
+  function selectRoom(name) {
+    chat.selected = name;
+    const room = chat.rooms.get(name);
+    if (room) room.unread = 0;
+    renderRoom();
+  }
+
+  function addMessage(room, message) {
+    room.messages.set(message.id, message);
+    if (room.messages.size > MAX_MESSAGES) {
+      const oldest = [...room.messages.keys()].sort()[0];
+      room.messages.delete(oldest);
+    }
+  }
+
+  // --- private conversations ---------------------------------------------------------
+
+  function conversation(user) {
+    let conv = chat.conversations.get(user.userId);
+    if (!conv) chat.conversations.set(user.userId, (conv = { user, messages: new Map(), unread: 0 }));
+    if (user.name) conv.user = user;
+    return conv;
+  }
+
+  function openPrivate(user) {
+    conversation(user).unread = 0;
+    chat.privateWith = user.userId;
+    $("#private").hidden = false;
+    renderPeople();
+    renderPrivate(true);
+    $("#private-input").focus();
+  }
+
+  async function sendPrivate(text) {
+    const conv = chat.conversations.get(chat.privateWith);
+    const reply = await client.sendPrivate(conv.user.userId, text);
+    // The sending tab gets only the reply, not the `private` event: add it from the reply.
+    conv.messages.set(reply.id, { id: reply.id, from: state.me, message: text, timestamp: reply.timestamp });
+    if (!reply.delivered) toast(`${displayName(conv.user)} is offline: they get it when they connect.`);
+    if (chat.privateWith === conv.user.userId) renderPrivate(true);
+  }
+
+  // --- server events -----------------------------------------------------------------
+
+  client.on("auth_ok", (message) => {
+    // Default rooms the server put us in: show them too (the SDK does not rejoin them).
+    for (const name of message.rooms ?? []) if (!chat.rooms.has(name)) run(joinRoom(name));
+  });
+
+  client.on("chat", (message) => {
+    const room = chat.rooms.get(message.room);
+    if (!room) return;
+    addMessage(room, message);
+    if (chat.selected === message.room) renderMessages(isMe(message.from.userId));
+    else {
+      room.unread += 1;
+      renderRooms();
+    }
+  });
+
+  client.on("private", (message) => {
+    // Our other tabs' messages arrive without the recipient, so no conversation to file them in.
+    if (isMe(message.from.userId)) return;
+    const conv = conversation(message.from);
+    conv.messages.set(message.id, message);
+    if (chat.privateWith === message.from.userId) renderPrivate();
+    else conv.unread += 1;
+    renderPeople();
+  });
+
+  client.on("user_list", ({ room, users }) => {
+    const known = chat.rooms.get(room);
+    if (!known) return;
+    known.members = new Map(users.map((user) => [user.userId, user]));
+    if (chat.selected === room) renderPeople();
+  });
+  client.on("user_join", ({ room, user }) => updateMember(room, (members) => members.set(user.userId, user)));
+  client.on("user_leave", ({ room, user }) => updateMember(room, (members) => members.delete(user.userId)));
+
+  function updateMember(name, change) {
+    const room = chat.rooms.get(name);
+    if (!room) return;
+    change(room.members);
+    if (chat.selected === name) renderPeople();
+  }
+
+  client.on("rejoined", ({ room, recovered }) => {
+    if (!recovered && chat.rooms.has(room)) run(loadHistory(room));
+  });
+  client.on("rejoin_failed", ({ room, code, message }) => {
+    if (!chat.rooms.has(room)) return;
+    forgetRoom(room);
+    report({ code, message: `left ${room}: ${message}` });
+  });
+
+  // --- rendering ---------------------------------------------------------------------
+
+  function renderRoom() {
+    const name = chat.selected;
+    $("#room-title").textContent = name ?? "No room";
+    $("#chat-input").disabled = $("#chat-send").disabled = !name;
+    renderRooms();
+    renderMessages(true);
+    renderPeople();
+  }
+
+  function renderRooms() {
+    const items = [...chat.rooms].map(([name, room]) =>
+      el("li", { class: name === chat.selected ? "room selected" : "room", data: { room: name } },
+        el("button", { class: "room-name", type: "button" }, name,
+          room.unread ? el("span", { class: "badge", text: String(room.unread) }) : null),
+        el("button", { class: "leave", type: "button", title: `Leave ${name}`, "aria-label": `Leave ${name}`, text: "×" })));
+    fillList($("#rooms"), items, "No rooms joined");
+  }
+
+  function renderMessages(forceBottom = false) {
+    const room = chat.rooms.get(chat.selected);
+    const messages = room ? [...room.messages.values()].sort(byId) : [];
+    const items = messages.map((message) => messageEl(message, isMe(message.from.userId)));
+    fillScrolled($("#messages"), items, room ? "No messages yet" : "Join a room to chat", forceBottom);
+  }
+
+  function renderPeople() {
+    const room = chat.rooms.get(chat.selected);
+    const members = room ? [...room.members.values()].sort((a, b) => displayName(a).localeCompare(displayName(b))) : [];
+    $("#member-count").textContent = room ? String(members.length) : "";
+    fillList($("#members"), members.map(memberEl), room ? "Nobody here yet" : "No room selected");
+    const convs = [...chat.conversations.values()];
+    fillList($("#conversations"), convs.map(conversationEl), "Click a member to talk privately");
+  }
+
+  function memberEl(user) {
+    if (isMe(user.userId)) {
+      return el("li", { class: "member self", data: { user: user.userId } },
+        el("span", { class: "who", title: user.userId, text: `${displayName(user)} (you)` }));
+    }
+    const unread = chat.conversations.get(user.userId)?.unread;
+    return el("li", { class: "member", data: { user: user.userId } },
+      el("button", { type: "button", class: "who", title: `Message ${user.userId} privately` }, displayName(user),
+        unread ? el("span", { class: "dot", title: "unread private messages" }) : null));
+  }
+
+  function conversationEl({ user, unread }) {
+    const open = user.userId === chat.privateWith;
+    return el("li", { class: open ? "conversation selected" : "conversation", data: { user: user.userId } },
+      el("button", { type: "button", class: "who", title: user.userId }, displayName(user),
+        unread ? el("span", { class: "badge", text: String(unread) }) : null));
+  }
+
+  function renderPrivate(forceBottom = false) {
+    const conv = chat.conversations.get(chat.privateWith);
+    if (!conv) return;
+    $("#private-with").textContent = conv.user.userId;
+    $("#private-name").textContent = displayName(conv.user);
+    const items = [...conv.messages.values()].sort(byId).map((m) => messageEl(m, isMe(m.from.userId)));
+    fillScrolled($("#private-messages"), items, "No private messages yet", forceBottom);
+  }
+
+  // --- user input --------------------------------------------------------------------
+
+  /** A click on a member or a conversation opens the private conversation with that user. */
+  function openClickedUser(event) {
+    const userId = event.target.closest("button") && event.target.closest("[data-user]")?.dataset.user;
+    const user = userId && (chat.rooms.get(chat.selected)?.members.get(userId) ?? chat.conversations.get(userId)?.user);
+    if (user && !isMe(user.userId)) openPrivate(user);
+  }
+
+  $("#members").addEventListener("click", openClickedUser);
+  $("#conversations").addEventListener("click", openClickedUser);
+  $("#private-close").addEventListener("click", () => {
+    chat.privateWith = null;
+    $("#private").hidden = true;
+    renderPeople();
+  });
+
+  $("#rooms").addEventListener("click", (event) => {
+    const name = event.target.closest("[data-room]")?.dataset.room;
+    if (!name) return;
+    if (event.target.closest(".leave")) run(leaveRoom(name));
+    else selectRoom(name);
+  });
+  $("#room-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("#room-input").value.trim();
+    if (!name) return;
+    $("#room-input").value = "";
+    run(joinRoom(name));
+  });
+  $("#quick-rooms").append(...QUICK_ROOMS.map((name) =>
+    el("button", { type: "button", class: "chip", text: name, on: { click: () => run(joinRoom(name)) } })));
+
+  submitText("#chat-form", "#chat-input", (text) => client.chat(chat.selected, text));
+  submitText("#private-form", "#private-input", sendPrivate);
+
+  renderRoom();
+  return { joinRoom };
+}
+
+/**
+ * Sends a form's text field. The field clears at once so a slow reply (say, while
+ * reconnecting) invites no second send; the text comes back if sending fails.
+ */
+function submitText(form, input, send) {
+  $(form).addEventListener("submit", (event) => {
+    event.preventDefault();
+    const field = $(input);
+    const text = field.value;
+    if (!text.trim()) return;
+    field.value = "";
+    Promise.resolve(send(text)).catch((error) => {
+      if (!field.value) field.value = text;
+      report(error);
+    });
+  });
+}

@@ -4,37 +4,12 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { Server, WAIT, eventually, launchBrowser, screenshot, signIn } from "./harness.mjs";
+import { WAIT, eventually, join, say, screenshot, setup, signIn, texts, troubles } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await Server.start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
-
-async function join(page, room) {
-  await page.fill("#room-input", room);
-  await page.click("#room-join");
-  await page.locator(`#rooms [data-room="${room}"]`).waitFor({ timeout: WAIT });
-  await page.click(`#rooms [data-room="${room}"]`);
-}
-
-async function say(page, text) {
-  await page.fill("#chat-input", text);
-  await page.click("#chat-send");
-}
-
-/** The texts of the messages shown in `list`. */
-function texts(page, list = "#messages") {
-  return page.locator(`${list} .message .text`).allTextContents();
-}
+const env = setup(before, after);
 
 test("alice and bob chat in a room and privately, each message shown once", async () => {
+  const { browser, server } = env;
   const alice = await signIn(browser, server, "alice");
   const bob = await signIn(browser, server, "bob");
   await join(alice.page, "e2e-chat");
@@ -42,6 +17,7 @@ test("alice and bob chat in a room and privately, each message shown once", asyn
   await alice.page.locator('#members .member[data-user="bob"]').waitFor({ timeout: WAIT });
 
   await say(alice.page, "hi bob");
+  await eventually("bob has alice's chat", async () => (await texts(bob.page)).length === 1);
   await say(bob.page, "hi alice");
   for (const { page } of [alice, bob]) {
     await eventually("both chats shown", async () => (await texts(page)).length === 2);
@@ -50,6 +26,15 @@ test("alice and bob chat in a room and privately, each message shown once", asyn
   const first = bob.page.locator("#messages .message").first();
   assert.match(await first.locator(".sender").textContent(), /alice/i);
   assert.notEqual((await first.locator(".time").textContent()).trim(), "");
+
+  // A newcomer gets the room's history on join, and everyone sees them arrive.
+  const carol = await signIn(browser, server, "carol");
+  await join(carol.page, "e2e-chat");
+  await eventually("carol has the history", async () => (await texts(carol.page)).length === 2);
+  await alice.page.locator('#members .member[data-user="carol"]').waitFor({ timeout: WAIT });
+  await carol.context.close();
+  await eventually("carol left the member list", async () =>
+    (await alice.page.locator('#members .member[data-user="carol"]').count()) === 0);
 
   // Private: bob writes to alice from the member list; alice finds it in her conversation.
   await bob.page.click('#members .member[data-user="alice"]');
@@ -66,43 +51,66 @@ test("alice and bob chat in a room and privately, each message shown once", asyn
   assert.deepEqual(await texts(alice.page), ["hi bob", "hi alice"], "the room is untouched");
   await screenshot(bob.page, "chat");
 
-  assert.deepEqual(alice.problems, []);
-  assert.deepEqual(bob.problems, []);
+  assert.deepEqual(await troubles(alice), []);
+  assert.deepEqual(await troubles(bob), []);
   await alice.context.close();
   await bob.context.close();
 });
 
-test("a chat that looks like HTML is shown as text and runs nothing", async () => {
+test("text that looks like HTML is shown as text and runs nothing, wherever it appears", async () => {
+  const { browser, server } = env;
   const alice = await signIn(browser, server, "alice");
   const bob = await signIn(browser, server, "bob");
   await join(alice.page, "e2e-xss");
   await join(bob.page, "e2e-xss");
-  const attack = `<img src=x onerror="window.__xss = 1"><script>window.__xss = 2</script>`;
-  await say(alice.page, attack);
+  const attack = (n) => `<img src=x onerror="window.__xss = ${n}"><script>window.__xss = ${n}</script>`;
+  await say(alice.page, attack(1));
+  await alice.page.click('#members .member[data-user="bob"]');
+  await alice.page.fill("#private-input", attack(2));
+  await alice.page.click("#private-send");
+  await server.api("POST", "/api/notify", { userId: "bob", title: attack(3), content: attack(4) });
+  await server.api("POST", "/api/notify_all", { title: attack(5), content: attack(6) });
+
+  await eventually("the chat arrives", async () => (await texts(bob.page)).includes(attack(1)));
+  await bob.page.click('#members .member[data-user="alice"]');
+  await eventually("the private message arrives", async () =>
+    (await texts(bob.page, "#private-messages")).includes(attack(2)));
+  await bob.page.locator("#banners .banner").first().waitFor({ timeout: WAIT });
+  await bob.page.click("#bell");
+  const notification = bob.page.locator("#notifications .notification").first();
+  await notification.waitFor({ timeout: WAIT });
+  assert.equal((await notification.locator(".title").textContent()).trim(), attack(3));
+  assert.equal((await notification.locator(".content").textContent()).trim(), attack(4));
+  assert.match(await bob.page.locator("#banners").textContent(), /window\.__xss = 6/);
   for (const { page } of [alice, bob]) {
-    await eventually("the chat arrives", async () => (await texts(page)).includes(attack));
-    assert.equal(await page.locator("#messages img, #messages script").count(), 0);
+    assert.equal(await page.locator("#app img, #app script").count(), 0);
     assert.equal(await page.evaluate(() => window.__xss), undefined);
   }
-  assert.deepEqual([...alice.problems, ...bob.problems], []);
+  assert.deepEqual(await troubles(alice), []);
+  assert.deepEqual(await troubles(bob), []);
   await alice.context.close();
   await bob.context.close();
 });
 
-test("the layout fits a phone and a desktop without sideways scrolling", async () => {
+test("every view fits a phone and a desktop without sideways scrolling", async () => {
+  const { browser, server } = env;
   for (const viewport of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
-    const carol = await signIn(browser, server, "carol", { viewport });
+    const carol = await signIn(browser, server, "carol", { role: "admin", viewport });
     await join(carol.page, `e2e-layout-${viewport.width}`);
     await say(carol.page, "a fairly long message ".repeat(12));
     await eventually("the chat arrives", async () => (await texts(carol.page)).length === 1);
-    const overflow = await carol.page.evaluate(
-      () => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 0, `${viewport.width} px wide: ${overflow} px of sideways scroll`);
     for (const selector of ["#chat-input", "#chat-send", "#members", "#conn-state"]) {
       assert.ok(await carol.page.locator(selector).isVisible(), `${selector} at ${viewport.width} px`);
     }
     if (viewport.width < 500) await screenshot(carol.page, "phone");
-    assert.deepEqual(carol.problems, []);
+    for (const view of ["chat", "notifications", "live", "admin"]) {
+      await carol.page.click(`#tab-${view}`);
+      await carol.page.locator(`#view-${view}`).waitFor({ timeout: WAIT });
+      const overflow = await carol.page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${view} at ${viewport.width} px: ${overflow} px of sideways scroll`);
+    }
+    assert.deepEqual(await troubles(carol), []);
     await carol.context.close();
   }
 });

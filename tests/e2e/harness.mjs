@@ -119,11 +119,13 @@ export function launchBrowser() {
 /**
  * A signed-in page for `user` (`role` user or admin) in its own browser context (its own
  * storage, like another person's browser), or in `context` (another tab of the same one).
- * `problems` collects console errors and warnings and uncaught page errors.
+ * `problems` collects console errors and warnings and uncaught page errors; `prepare`
+ * runs on the page before it loads (e.g. to route its WebSocket).
  */
-export async function signIn(browser, server, user, { role = "user", context, viewport } = {}) {
+export async function signIn(browser, server, user, { role = "user", context, viewport, prepare } = {}) {
   const ownContext = context ?? (await browser.newContext({ viewport: viewport ?? { width: 1280, height: 800 } }));
   const page = await ownContext.newPage();
+  await prepare?.(page);
   const problems = [];
   page.on("console", (message) => {
     if (message.type() === "error" || message.type() === "warning") problems.push(message.text());
@@ -158,4 +160,47 @@ export async function eventually(what, check, timeout = WAIT) {
     await sleep(100);
   }
   throw new Error(`timed out: ${what} (last: ${JSON.stringify(last)})`);
+}
+
+/**
+ * Everything that went wrong on a signed-in page: console errors and warnings, uncaught
+ * errors, and the errors the app reported to the user (`window.roomcast.errors`), which
+ * never reach the console. `allow` filters out expected console lines.
+ */
+export async function troubles({ page, problems }, allow = /$^/) {
+  const reported = await page.evaluate(() => (window.roomcast?.errors ?? []).map((e) => `reported: ${e.code ?? ""} ${e.message}`));
+  return [...problems.filter((p) => !allow.test(p)), ...reported];
+}
+
+/** Joins `room` from the chat view and selects it. */
+export async function join(page, room) {
+  await page.fill("#room-input", room);
+  await page.click("#room-join");
+  await page.locator(`#rooms [data-room="${room}"]`).waitFor({ timeout: WAIT });
+  await page.click(`#rooms [data-room="${room}"]`);
+}
+
+/** Says `text` in the selected room. */
+export async function say(page, text) {
+  await page.fill("#chat-input", text);
+  await page.click("#chat-send");
+}
+
+/** The texts of the messages in `list` (the selected room by default). */
+export function texts(page, list = "#messages") {
+  return page.locator(`${list} .message .text`).allTextContents();
+}
+
+/** A fresh server and browser for a test file, torn down after it. */
+export function setup(before, after) {
+  const env = {};
+  before(async () => {
+    env.server = await Server.start();
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.dispose();
+  });
+  return env;
 }

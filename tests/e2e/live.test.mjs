@@ -4,18 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { Server, WAIT, eventually, launchBrowser, screenshot, signIn } from "./harness.mjs";
+import { WAIT, eventually, screenshot, setup, signIn, troubles } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await Server.start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.dispose();
-});
+const env = setup(before, after);
 
 /** The symbols in the ticker's legend, with their last prices. */
 async function legend(page) {
@@ -33,6 +24,7 @@ async function pick(page, symbols) {
 }
 
 test("the ticker charts the chosen symbols only, and follows a new choice", async () => {
+  const { browser, server } = env;
   const heidi = await signIn(browser, server, "heidi");
   await heidi.page.click("#tab-live");
   await pick(heidi.page, ["AAPL", "TSLA"]);
@@ -50,11 +42,12 @@ test("the ticker charts the chosen symbols only, and follows a new choice", asyn
   await pick(heidi.page, ["MSFT"]);
   await eventually("only the new choice is charted", async () =>
     JSON.stringify(await keys(heidi.page)) === JSON.stringify(["MSFT"]));
-  assert.deepEqual(heidi.problems, []);
+  assert.deepEqual(await troubles(heidi), []);
   await heidi.context.close();
 });
 
 test("the score board shows every game and updates", async () => {
+  const { browser, server } = env;
   const ivan = await signIn(browser, server, "ivan");
   await ivan.page.click("#tab-live");
   for (const game of ["game-1", "game-2", "game-3"]) {
@@ -63,6 +56,6 @@ test("the score board shows every game and updates", async () => {
   const board = () => ivan.page.locator("#scores").textContent();
   const first = await board();
   await eventually("the clock runs", async () => (await board()) !== first);
-  assert.deepEqual(ivan.problems, []);
+  assert.deepEqual(await troubles(ivan), []);
   await ivan.context.close();
 });

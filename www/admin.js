@@ -25,8 +25,12 @@ export function setupAdmin({ client, state, api, addView }) {
     }
   });
 
+  let refreshes = 0; // the latest request: an older answer that comes later is dropped
+
   async function refreshConnections() {
+    const seq = ++refreshes;
     const { items } = await api.get("/dev/admin/connections");
+    if (seq !== refreshes) return;
     const empty = el("tr", {}, el("td", { colspan: 6, class: "empty", text: "No connections" }));
     $("#connections").replaceChildren(...(items.length ? items.map(connectionEl) : [empty]));
     $("#connections-updated").replaceChildren("Updated ", timeEl(Date.now(), true));
@@ -56,11 +60,24 @@ export function setupAdmin({ client, state, api, addView }) {
     const clientId = event.target.closest(".disconnect") && event.target.closest("[data-client]")?.dataset.client;
     if (clientId) run(disconnect(clientId));
   });
-  $("#connections-refresh").addEventListener("click", () => run(refreshConnections()));
-  // Poll only while the list is on screen; opening the view refreshes at once.
-  setInterval(() => { if (!view.hidden && !document.hidden) run(refreshConnections()); }, REFRESH_MS);
-  new MutationObserver(() => { if (!view.hidden) run(refreshConnections()); })
-    .observe(view, { attributes: true, attributeFilter: ["hidden"] });
+  $("#connections-refresh").addEventListener("click", () => {
+    if (state.connection === "open") run(refreshConnections());
+    else toast("Offline: the list refreshes once the connection is back.");
+  });
+
+  /**
+   * Polls only while the list is on screen and the socket is open: while the server is
+   * down every fetch would fail, and Chromium logs each failed fetch as a console error.
+   * Opening the view, and the connection coming back, refresh at once.
+   */
+  function refreshIfShown() {
+    if (!view.hidden && !document.hidden && state.connection === "open") run(refreshConnections());
+  }
+
+  setInterval(refreshIfShown, REFRESH_MS);
+  new MutationObserver(refreshIfShown).observe(view, { attributes: true, attributeFilter: ["hidden"] });
+  // app.js sets state.connection before the SDK emits auth_ok, so the check passes here.
+  client.on("auth_ok", refreshIfShown);
 
   // Fields by `form.elements`: `form.title` would be the form's own title attribute.
   onSubmit("#notify-form", async ({ elements: { userId, title, content, priority } }) => {

@@ -13,10 +13,13 @@ export function fetchToken(identity) {
   return request("/dev/token", { method: "POST", body: identity });
 }
 
-/** Authenticated calls for the signed-in user; `getToken` returns the current token. */
+/**
+ * Authenticated calls for the signed-in user; `getToken` returns (or resolves to) a
+ * current token, asked for on every call so an expired one is replaced.
+ */
 export function devApi(getToken) {
-  const call = (method, path, body) =>
-    request(path, { method, body, headers: { authorization: `Bearer ${getToken()}` } });
+  const call = async (method, path, body) =>
+    request(path, { method, body, headers: { authorization: `Bearer ${await getToken()}` } });
   return {
     get: (path) => call("GET", path),
     post: (path, body) => call("POST", path, body),

@@ -2,7 +2,7 @@
 // and the tabs. Each view lives in its own module (chat, notifications, live, admin).
 
 import init, { RoomcastClient } from "./pkg/roomcast_client.js";
-import { $, el, report, run } from "./dom.js";
+import { $, el, errors, recordError, report, run } from "./dom.js";
 import { devApi, fetchToken, toUserId } from "./api.js";
 import { setupChat } from "./chat.js";
 import { setupNotifications } from "./notifications.js";
@@ -15,13 +15,16 @@ const TOKEN_MARGIN_MS = 60_000;
 
 /** What the page knows; the views add their parts (chat, notifications, live). */
 const state = { me: null, token: null, clientId: null, connection: "connecting", view: "chat" };
-window.roomcast = { client: null, state };
+// For tests and the console: `errors` lists every error the page reported (see dom.js).
+window.roomcast = { client: null, state, errors };
 
 // Fetch and compile the SDK while the user types a name. The catch only marks the
 // rejection handled: signIn awaits the same promise and shows the error.
 const sdkReady = init();
 sdkReady.catch(() => {});
 
+// A promise nobody awaited: shown and recorded like any reported error (report() pushes
+// it to window.roomcast.errors), and kept off the console.
 window.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
   report(event.reason);
@@ -35,6 +38,7 @@ $("#signin").addEventListener("submit", (event) => {
   button.disabled = true;
   $("#signin-error").hidden = true;
   signIn($("#signin-user").value, $("#signin-role").value).catch((error) => {
+    recordError(error);
     $("#signin-error").textContent = error.message;
     $("#signin-error").hidden = false;
     button.disabled = false;
@@ -57,17 +61,21 @@ async function signIn(typedName, role) {
 }
 
 /**
- * The token for each (re)connect. The last one is reused while it has time left and the
- * server has not refused it: fetching a new one while the server is down (restarting)
- * would fail, and the browser logs every failed request, while a failed socket attempt
- * is simply retried. If a fetch fails anyway, the old token stands in: a throwing
- * getToken would end the client for good.
+ * The token for each (re)connect and each dev API call. The last one is reused while it
+ * has time left and the server has not refused it: fetching a new one while the server
+ * is down (restarting) would fail, and the browser logs every failed request, while a
+ * failed socket attempt is simply retried. If a fetch fails anyway, the old token stands
+ * in: a throwing getToken would end the client for good. Callers at the same moment (a
+ * reconnect and an admin refresh) share one fetch.
  */
+let tokenFetch = null;
+
 async function tokenFor(identity) {
   const { token } = state;
   if (token && !token.refused && Date.now() < token.expiresAt - TOKEN_MARGIN_MS) return token.value;
+  tokenFetch ??= fetchToken(identity).finally(() => { tokenFetch = null; });
   try {
-    state.token = issued(await fetchToken(identity));
+    state.token = issued(await tokenFetch);
   } catch (error) {
     if (!token) throw error;
   }
@@ -89,7 +97,9 @@ function autoSignIn() {
 function start(identity) {
   const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   const client = new RoomcastClient(wsUrl, { getToken: () => tokenFor(identity) });
-  const api = devApi(() => state.token.value);
+  // The HTTP calls use the same fresh token as the socket: a long-open admin page would
+  // otherwise send an expired one.
+  const api = devApi(() => tokenFor(identity));
   window.roomcast.client = client;
 
   client.onStateChange(showConnection);

@@ -1,13 +1,17 @@
 // The Chat view: rooms (join, leave, history), the selected room's messages and members,
 // and private conversations with members. Messages are kept per room in a Map keyed by
 // id, so history, live chats and replays after a reconnect merge without doubles, and
-// the list is always shown sorted by id.
+// the list is always shown sorted by id. A live chat newer than the last one shown is
+// appended; history merges and out-of-order chats redraw the list.
 
-import { $, el, byId, displayName, fillList, fillScrolled, messageEl, report, run, toast } from "./dom.js";
+import { $, el, appendScrolled, byId, displayName, fillList, fillScrolled, messageEl, report, run, toast } from "./dom.js";
 
 const QUICK_ROOMS = ["lobby", "random", "support"];
 const HISTORY_LIMIT = 50;
+/** Messages kept per room and per private conversation; the oldest go first. */
 const MAX_MESSAGES = 500;
+/** History pages fetched to fill a gap after a reconnect (10 × 50 = MAX_MESSAGES). */
+const GAP_PAGES = 10;
 
 /** `keepJoined`: rooms another view needs; leaving them here only hides them. */
 export function setupChat({ client, state, keepJoined }) {
@@ -16,24 +20,60 @@ export function setupChat({ client, state, keepJoined }) {
 
   // --- rooms -------------------------------------------------------------------------
 
+  /**
+   * Each join makes a new room object. After join, leave, join of one room, the first
+   * join's late outcome must not touch the second's room: outcomes act only while their
+   * room is still the current one (`isCurrent`).
+   */
   async function joinRoom(name) {
     if (chat.rooms.has(name)) return selectRoom(name);
-    chat.rooms.set(name, { messages: new Map(), members: new Map(), unread: 0 });
+    const room = { messages: new Map(), members: new Map(), unread: 0, mark: null };
+    chat.rooms.set(name, room);
     selectRoom(name);
     try {
       await client.join(name);
     } catch (error) {
+      if (!isCurrent(name, room)) return; // left (and maybe joined again) meanwhile
       forgetRoom(name);
       throw error;
     }
-    await loadHistory(name);
+    if (isCurrent(name, room)) await loadHistory(name, room);
   }
 
-  async function loadHistory(name) {
+  const isCurrent = (name, room) => chat.rooms.get(name) === room;
+
+  async function loadHistory(name, room) {
     const { items } = await client.history(name, { limit: HISTORY_LIMIT });
-    const room = chat.rooms.get(name);
-    if (!room) return; // left while loading
-    items.forEach((message) => addMessage(room, message));
+    if (!isCurrent(name, room)) return; // left while loading
+    mergeHistory(name, room, items);
+  }
+
+  /**
+   * After a rejoin that could not replay everything, fetches the chats between the last
+   * one the page had before the drop (`room.mark`) and the oldest one it got since, page
+   * by page backwards, until a page reaches the mark or the room's beginning. Bounded:
+   * past GAP_PAGES pages the oldest would be dropped by the cap anyway.
+   */
+  async function fillGap(name, room) {
+    const { mark } = room;
+    const since = [...room.messages.keys()].filter((id) => mark == null || id > mark).sort();
+    let before = since[0];
+    const found = [];
+    for (let page = 0; page < GAP_PAGES; page++) {
+      const { items } = await client.history(name, { limit: HISTORY_LIMIT, ...(before && { before }) });
+      if (!isCurrent(name, room)) return;
+      found.push(...items);
+      const reached = mark != null && items.some((message) => message.id <= mark);
+      if (reached || items.length < HISTORY_LIMIT) break;
+      before = items[0].id; // oldest first
+    }
+    mergeHistory(name, room, found);
+  }
+
+  /** Adds stored chats to a room; the list is drawn anew, as they may go anywhere in it. */
+  function mergeHistory(name, room, items) {
+    for (const message of items) room.messages.set(message.id, message);
+    trim(room.messages);
     if (chat.selected === name) renderMessages(true);
   }
 
@@ -56,12 +96,11 @@ export function setupChat({ client, state, keepJoined }) {
     renderRoom();
   }
 
-  function addMessage(room, message) {
-    room.messages.set(message.id, message);
-    if (room.messages.size > MAX_MESSAGES) {
-      const oldest = [...room.messages.keys()].sort()[0];
-      room.messages.delete(oldest);
-    }
+  /** Keeps the newest MAX_MESSAGES of a room's or conversation's messages. */
+  function trim(messages) {
+    if (messages.size <= MAX_MESSAGES) return;
+    const ids = [...messages.keys()].sort();
+    for (const id of ids.slice(0, ids.length - MAX_MESSAGES)) messages.delete(id);
   }
 
   // --- private conversations ---------------------------------------------------------
@@ -87,6 +126,7 @@ export function setupChat({ client, state, keepJoined }) {
     const reply = await client.sendPrivate(conv.user.userId, text);
     // The sending tab gets only the reply, not the `private` event: add it from the reply.
     conv.messages.set(reply.id, { id: reply.id, from: state.me, message: text, timestamp: reply.timestamp });
+    trim(conv.messages);
     if (!reply.delivered) toast(`${displayName(conv.user)} is offline: they get it when they connect.`);
     if (chat.privateWith === conv.user.userId) renderPrivate(true);
   }
@@ -94,6 +134,9 @@ export function setupChat({ client, state, keepJoined }) {
   // --- server events -----------------------------------------------------------------
 
   client.on("auth_ok", (message) => {
+    // The newest chat each room had before the drop, where a gap would begin: the
+    // rejoins (and their replays) come after this event.
+    for (const room of chat.rooms.values()) room.mark = newestId(room.messages);
     // Default rooms the server put us in: show them too (the SDK does not rejoin them).
     for (const name of message.rooms ?? []) if (!chat.rooms.has(name)) run(joinRoom(name));
   });
@@ -101,8 +144,9 @@ export function setupChat({ client, state, keepJoined }) {
   client.on("chat", (message) => {
     const room = chat.rooms.get(message.room);
     if (!room) return;
-    addMessage(room, message);
-    if (chat.selected === message.room) renderMessages(isMe(message.from.userId));
+    room.messages.set(message.id, message);
+    trim(room.messages);
+    if (chat.selected === message.room) showNewMessage(room, message);
     else {
       room.unread += 1;
       renderRooms();
@@ -114,6 +158,7 @@ export function setupChat({ client, state, keepJoined }) {
     if (isMe(message.from.userId)) return;
     const conv = conversation(message.from);
     conv.messages.set(message.id, message);
+    trim(conv.messages);
     if (chat.privateWith === message.from.userId) renderPrivate();
     else conv.unread += 1;
     renderPeople();
@@ -135,8 +180,9 @@ export function setupChat({ client, state, keepJoined }) {
     if (chat.selected === name) renderPeople();
   }
 
-  client.on("rejoined", ({ room, recovered }) => {
-    if (!recovered && chat.rooms.has(room)) run(loadHistory(room));
+  client.on("rejoined", ({ room: name, recovered }) => {
+    const room = chat.rooms.get(name);
+    if (!recovered && room) run(fillGap(name, room));
   });
   client.on("rejoin_failed", ({ room, code, message }) => {
     if (!chat.rooms.has(room)) return;
@@ -164,11 +210,33 @@ export function setupChat({ client, state, keepJoined }) {
     fillList($("#rooms"), items, "No rooms joined");
   }
 
+  // What #messages shows: the room, and its last message's id (null: none, or no room).
+  let shown = { room: null, lastId: null };
+
   function renderMessages(forceBottom = false) {
     const room = chat.rooms.get(chat.selected);
     const messages = room ? [...room.messages.values()].sort(byId) : [];
     const items = messages.map((message) => messageEl(message, isMe(message.from.userId)));
     fillScrolled($("#messages"), items, room ? "No messages yet" : "Join a room to chat", forceBottom);
+    shown = { room, lastId: messages.at(-1)?.id ?? null };
+  }
+
+  /**
+   * A live chat in the shown room: the usual newest one is appended; one that belongs
+   * elsewhere in the list (older than the last shown) redraws it. The page's own chats
+   * scroll the list down.
+   */
+  function showNewMessage(room, message) {
+    const mine = isMe(message.from.userId);
+    if (shown.room !== room || shown.lastId == null || message.id <= shown.lastId) {
+      renderMessages(mine);
+      return;
+    }
+    const list = $("#messages");
+    appendScrolled(list, messageEl(message, mine), mine);
+    // The room dropped its oldest message past the cap: so does the list.
+    while (list.children.length > room.messages.size) list.firstElementChild.remove();
+    shown.lastId = message.id;
   }
 
   function renderPeople() {
@@ -245,6 +313,13 @@ export function setupChat({ client, state, keepJoined }) {
 
   renderRoom();
   return { joinRoom };
+}
+
+/** The greatest id among a Map's keys (ids sort as strings), or null when it is empty. */
+function newestId(messages) {
+  let newest = null;
+  for (const id of messages.keys()) if (newest == null || id > newest) newest = id;
+  return newest;
 }
 
 /**

@@ -7,7 +7,19 @@ import { LineChart } from "./chart.js";
 export const GAME_ROOMS = ["game-1", "game-2", "game-3"];
 const TOPIC = "stocks";
 const SYMBOLS = ["AAPL", "AMZN", "GOOG", "MSFT", "NVDA", "TSLA"];
+/**
+ * How long after the page's own subscribe/unsubscribe is answered ticks may still carry
+ * the old keys: the server can filter a tick with the old keys and queue it after the
+ * reply. The feed ticks every 500 ms.
+ */
+const SETTLE_MS = 1000;
 
+/**
+ * The server stores the subscription per user: it survives a reload and is shared by all
+ * the user's tabs. The checkboxes follow it: each `stock_update` carries exactly the
+ * user's current keys, so a tick with other keys (a reload, another tab's choice) sets
+ * the boxes and the charted symbols to match.
+ */
 export function setupLive({ client, state }) {
   const live = (state.live = { symbols: new Set(), scores: new Map() });
   const chart = new LineChart($("#ticker-chart"), $("#ticker-legend"), {
@@ -15,22 +27,50 @@ export function setupLive({ client, state }) {
     maxPoints: 120,
     format: (price) => price.toFixed(2),
   });
+  // The keys the server last confirmed (reply or tick), what a failed change goes back to.
+  let confirmed = new Set();
+  let picks = 0; // the latest change; only its failure restores the boxes
+  let pending = 0; // changes not answered yet: ticks meanwhile may carry either set
+  let settledAt = 0;
 
   $("#symbols").append(...SYMBOLS.map((symbol) =>
     el("label", { class: "chip" }, el("input", { type: "checkbox", name: "symbol", value: symbol, autocomplete: "off" }), symbol)));
   $("#symbols").addEventListener("change", () => run(pickSymbols()));
 
-  /**
-   * The subscription belongs to the user and outlives this page, so updates can carry
-   * symbols this tab did not pick: only the checked ones are charted.
-   */
-  async function pickSymbols() {
-    const keys = [...document.querySelectorAll("input[name=symbol]:checked")].map((input) => input.value);
+  const checkboxes = () => [...document.querySelectorAll("input[name=symbol]")];
+  const checkedKeys = () => checkboxes().filter((box) => box.checked).map((box) => box.value);
+
+  /** Charts exactly `keys` and checks exactly their boxes. */
+  function showSymbols(keys) {
     live.symbols = new Set(keys);
+    for (const box of checkboxes()) box.checked = live.symbols.has(box.value);
     for (const key of chart.keys) if (!live.symbols.has(key)) chart.remove(key);
     renderTickerHint();
-    if (keys.length) await client.subscribe(TOPIC, keys);
-    else await client.unsubscribe(TOPIC);
+  }
+
+  /** Sends the checked set; the server's answer (or the old set, on failure) is shown. */
+  async function pickSymbols() {
+    const keys = checkedKeys();
+    const seq = ++picks;
+    showSymbols(keys);
+    pending += 1;
+    try {
+      if (keys.length) {
+        const reply = await client.subscribe(TOPIC, keys);
+        confirmed = new Set(reply?.keys ?? keys);
+      } else {
+        await client.unsubscribe(TOPIC);
+        confirmed = new Set();
+      }
+      // A later change owns the boxes now; the server applies changes in order.
+      if (seq === picks) showSymbols([...confirmed]);
+    } catch (error) {
+      if (seq === picks) showSymbols([...confirmed]);
+      throw error;
+    } finally {
+      pending -= 1;
+      settledAt = Date.now();
+    }
   }
 
   function renderTickerHint() {
@@ -39,8 +79,16 @@ export function setupLive({ client, state }) {
     $("#ticker-empty").textContent = live.symbols.size ? "Waiting for prices…" : "Pick symbols to see their live prices.";
   }
 
+  /** Follows the server's keys, unless this page's own change may not be in them yet. */
+  function followServer(keys) {
+    if (pending || Date.now() - settledAt < SETTLE_MS) return;
+    confirmed = keys;
+    if (keys.size !== live.symbols.size || [...keys].some((key) => !live.symbols.has(key))) showSymbols([...keys]);
+  }
+
   client.on("stock_update", (message) => {
     if (message.topic !== TOPIC || !Array.isArray(message.data)) return;
+    followServer(new Set(message.data.map((item) => item.key)));
     for (const item of message.data) {
       if (live.symbols.has(item.key)) chart.push(item.key, item.timestamp ?? message.timestamp, Number(item.price));
     }

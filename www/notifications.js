@@ -5,16 +5,27 @@
 
 import { $, el, byId, fillList, run, timeEl, toast } from "./dom.js";
 
+/** Global banners on screen at once; a new one pushes out the oldest. */
+const MAX_BANNERS = 5;
+
 export function setupNotifications({ client, state, api }) {
   const notifications = (state.notifications = new Map());
+  // Ids the server said are read (events and markRead replies). A read can arrive
+  // before the notification itself is known (a `notification_read` racing the stored
+  // list), and reading is final, so it applies whenever the notification is added.
+  const readIds = new Set();
+  let loads = 0; // the latest load(), so an older, slower answer is dropped
 
-  function add(notification, { announce = false } = {}) {
+  /** `fromServer`: a stored copy, whose `read` replaces what the page had. */
+  function add(notification, { announce = false, fromServer = false } = {}) {
     const known = notifications.get(notification.id);
-    notifications.set(notification.id, { ...notification, read: Boolean(known?.read || notification.read) });
-    if (announce && !known && !notification.read) toast(`New notification: ${notification.title}`);
+    const read = readIds.has(notification.id) || Boolean(notification.read || (!fromServer && known?.read));
+    notifications.set(notification.id, { ...notification, read });
+    if (announce && !known && !read) toast(`New notification: ${notification.title}`);
   }
 
   function markedRead(id) {
+    readIds.add(id);
     const notification = notifications.get(id);
     if (!notification || notification.read) return;
     notification.read = true;
@@ -27,6 +38,14 @@ export function setupNotifications({ client, state, api }) {
   });
   client.on("notification_read", ({ notificationId }) => markedRead(notificationId));
   client.on("global_notification", showBanner);
+
+  // While the socket was down, other tabs may have read notifications (their
+  // `notification_read` is lost to us), so each reconnect reloads the stored list. The
+  // first auth_ok needs none: the page loads the list as it starts.
+  let authCount = 0;
+  client.on("auth_ok", () => {
+    if (++authCount > 1) run(load());
+  });
 
   $("#notifications").addEventListener("click", (event) => {
     const id = event.target.closest(".mark-read") && event.target.closest("[data-id]")?.dataset.id;
@@ -45,8 +64,10 @@ export function setupNotifications({ client, state, api }) {
 
   /** The user's stored notifications, so a fresh tab starts with the right count. */
   async function load() {
+    const seq = ++loads;
     const { items } = await api.get("/dev/notifications?limit=50");
-    items.forEach((notification) => add(notification));
+    if (seq !== loads) return;
+    items.forEach((notification) => add(notification, { fromServer: true }));
     render();
   }
 
@@ -71,5 +92,7 @@ function showBanner(notification) {
       el("span", { class: "content", text: notification.content })),
     el("button", { type: "button", class: "close", "aria-label": "Dismiss", text: "×",
       on: { click: () => banner.remove() } }));
-  $("#banners").append(banner);
+  const banners = $("#banners");
+  banners.append(banner);
+  while (banners.children.length > MAX_BANNERS) banners.firstElementChild.remove();
 }

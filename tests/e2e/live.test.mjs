@@ -42,6 +42,15 @@ test("the ticker charts the chosen symbols only, and follows a new choice", asyn
   await pick(heidi.page, ["MSFT"]);
   await eventually("only the new choice is charted", async () =>
     JSON.stringify(await keys(heidi.page)) === JSON.stringify(["MSFT"]));
+
+  // The choice is the user's, kept by the server: a reload comes back with it.
+  await heidi.page.reload();
+  await heidi.page.locator("#conn-state[data-state=open]").waitFor({ timeout: WAIT });
+  await heidi.page.click("#tab-live");
+  await eventually("the stored choice is charted again", async () =>
+    JSON.stringify(await keys(heidi.page)) === JSON.stringify(["MSFT"]));
+  const checked = await heidi.page.locator("input[name=symbol]:checked").evaluateAll((boxes) => boxes.map((b) => b.value));
+  assert.deepEqual(checked, ["MSFT"]);
   assert.deepEqual(await troubles(heidi), []);
   await heidi.context.close();
 });

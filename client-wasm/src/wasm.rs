@@ -15,7 +15,7 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use crate::core::json::quote;
 use crate::core::small_map::SmallMap;
-use crate::core::{Backoff, Core, Effect, Message, Options, State};
+use crate::core::{Backoff, Core, Effect, Message, Options, State, timer_delay};
 use crate::error::ClientError;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -146,6 +146,9 @@ struct Inner {
     pending: SmallMap<u64, (Function, Function)>,
     /// `connect()` promises waiting for the first `auth_ok` (or the end).
     connecting: Vec<(Function, Function)>,
+    /// How many times the app called `close()`: a `connect()` still fetching its token
+    /// when `close()` comes must not open a socket afterwards.
+    closes: u32,
 }
 
 /// Runs `step` on the core, then applies its effects with no borrow held, so an app
@@ -197,8 +200,7 @@ fn apply(client: &Rc<RefCell<Inner>>, effects: Vec<Effect>) {
             Effect::State(state) => on_state(client, &state),
             Effect::RetryAfter(delay_ms) => {
                 let weak = Rc::downgrade(client);
-                let wait = u32::try_from(delay_ms).unwrap_or(u32::MAX);
-                let retry = Timeout::new(wait, move || {
+                let retry = Timeout::new(timer_delay(delay_ms), move || {
                     wasm_bindgen_futures::spawn_local(async move {
                         let Some(client) = weak.upgrade() else { return };
                         match fetch_token(&client).await {
@@ -233,7 +235,7 @@ fn schedule(client: &Rc<RefCell<Inner>>) {
     let deadline = client.borrow().core.next_deadline();
     let timer = deadline.map(|at| {
         let weak = Rc::downgrade(client);
-        let wait = u32::try_from(at.saturating_sub(now())).unwrap_or(u32::MAX);
+        let wait = timer_delay(at.saturating_sub(now()));
         Timeout::new(wait, move || drive(&weak, |core| core.on_timer(now())))
     });
     client.borrow_mut().timer = timer;
@@ -423,6 +425,7 @@ impl RoomcastClient {
                 state_handlers: Vec::new(),
                 pending: SmallMap::default(),
                 connecting: Vec::new(),
+                closes: 0,
             })),
         })
     }
@@ -437,8 +440,17 @@ impl RoomcastClient {
             client.borrow_mut().connecting.push((resolve, reject));
         });
         let client = self.inner.clone();
+        let closes = client.borrow().closes;
         wasm_bindgen_futures::spawn_local(async move {
-            match fetch_token(&client).await {
+            let token = fetch_token(&client).await;
+            let outcome = match token {
+                Ok(_) if client.borrow().closes != closes => Err(js_error(
+                    "closed",
+                    "the client was closed before it connected",
+                )),
+                other => other,
+            };
+            match outcome {
                 Ok(token) => {
                     let effects = client.borrow_mut().core.connect(token, now());
                     apply(&client, effects);
@@ -455,6 +467,7 @@ impl RoomcastClient {
 
     /// Closes for good: no reconnect; waiting requests reject with `closed`.
     pub fn close(&self) {
+        self.inner.borrow_mut().closes += 1;
         let effects = self.inner.borrow_mut().core.close();
         apply(&self.inner, effects);
         let mut inner = self.inner.borrow_mut();

@@ -334,3 +334,32 @@ async fn a_failing_get_token_ends_the_client_with_its_reason() {
     );
     assert!(calls.get() >= 2);
 }
+
+#[wasm_bindgen_test]
+async fn close_right_after_connect_rejects_it_and_opens_no_socket() {
+    let user = unique("quitter");
+    let client = RoomcastClient::new(URL, &options(&token(&user, 600))).expect("client");
+    let states = Recorder::new();
+    client.on_state_change(states.function().clone());
+    let connecting = client.connect();
+    client.close();
+    let error = settle(connecting).await.unwrap_err();
+    assert_eq!(error["code"], "closed", "{error}");
+    TimeoutFuture::new(500).await;
+    assert!(
+        !states
+            .all()
+            .iter()
+            .any(|s| s["state"] == "connecting" || s["state"] == "open"),
+        "{:?}",
+        states.all()
+    );
+    let connections = control("GET", "/api/connections", None).await;
+    let mine = connections["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|c| c["user"]["userId"] == user.as_str())
+        .count();
+    assert_eq!(mine, 0, "{connections}");
+}

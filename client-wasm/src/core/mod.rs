@@ -23,6 +23,18 @@ use crate::error::ClientError;
 /// Milliseconds (the façade's `Date.now()`; any monotonic source in tests).
 pub type Millis = u64;
 
+/// Envelopes (`compressed`, `batch_messages`) unwrapped around one message.
+const MAX_ENVELOPES: u8 = 2;
+/// A rejoin refused for a passing reason is sent again after this long, this many times.
+const REJOIN_RETRY_MS: u64 = 1_000;
+const REJOIN_RETRIES: u32 = 5;
+
+/// A wait for a browser timer: browsers (and gloo) take a signed 32-bit count of
+/// milliseconds, and anything longer would fire at once.
+pub fn timer_delay(ms: u64) -> u32 {
+    u32::try_from(ms.min(i32::MAX.unsigned_abs().into())).unwrap_or(0)
+}
+
 /// What the app configures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -143,6 +155,8 @@ struct Joining {
     /// A rejoin of a room the server had accepted before: its outcome is emitted as
     /// `rejoined` or `rejoin_failed`.
     rejoin: bool,
+    /// Retries of this rejoin so far.
+    attempt: u32,
 }
 
 /// The socket's phase.
@@ -179,8 +193,12 @@ pub struct Core {
     joining: SmallMap<u64, Joining>,
     /// Joins made while disconnected, settled by their room's join after the reconnect.
     joins_waiting: SmallMap<RoomName, Vec<Waiter>>,
-    /// Leaves sent and not answered yet: their rooms' chats no longer reach the app.
+    /// Leaves sent and not answered yet (or unanswered in time): their rooms' chats no
+    /// longer reach the app.
     leaving: SmallMap<u64, RoomName>,
+    /// Rejoins refused for a passing reason (`rate_limited`, ...): sent again at the
+    /// time given, with the attempts made so far.
+    retries: SmallMap<RoomName, (Millis, u32)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -214,6 +232,7 @@ impl Core {
             joining: SmallMap::default(),
             joins_waiting: SmallMap::default(),
             leaving: SmallMap::default(),
+            retries: SmallMap::default(),
         }
     }
 
@@ -292,13 +311,21 @@ impl Core {
             effects.push(Effect::Settle(id, Err(ClientError::Disconnected)));
         }
         for (_, joining) in std::mem::take(&mut self.joining) {
-            // Their app requests wait for the next rejoin.
-            self.joins_waiting
-                .entry_or_default(joining.room)
-                .extend(joining.waiters);
+            if self.rooms.contains(&joining.room) {
+                // Their app requests wait for the next rejoin.
+                self.joins_waiting
+                    .entry_or_default(joining.room)
+                    .extend(joining.waiters);
+            } else {
+                // Left meanwhile: there will be no rejoin to settle them.
+                for waiter in joining.waiters {
+                    effects.push(Effect::Settle(waiter.id, Err(ClientError::Disconnected)));
+                }
+            }
         }
-        // The server forgot the connection's rooms with the connection.
+        // The server forgot the connection's rooms (and pending retries) with it.
         self.leaving.clear();
+        self.retries.clear();
         let final_code = code.filter(|c| self.is_final(*c));
         let delay = match (final_code, self.options.reconnect) {
             (None, Some(backoff)) => backoff.delay(self.attempt, (self.random)()),
@@ -353,9 +380,22 @@ impl Core {
             .collect::<Vec<_>>();
         self.in_flight.clear();
         self.queued.clear();
+        // Rooms whose every join was just rejected are not the app's: a later connect()
+        // must not join them behind its back.
+        let unconfirmed: Vec<RoomName> = self
+            .joins_waiting
+            .keys()
+            .chain(self.joining.values().map(|j| &j.room))
+            .filter(|room| !self.rooms.is_confirmed(room))
+            .cloned()
+            .collect();
+        for room in unconfirmed {
+            self.rooms.untrack(&room);
+        }
         self.joins_waiting.clear();
         self.joining.clear();
         self.leaving.clear();
+        self.retries.clear();
         for id in waiting {
             effects.push(Effect::Settle(id, Err(ClientError::Closed)));
         }
@@ -416,6 +456,7 @@ impl Core {
         }
         self.queued = kept;
         self.expire_joins(now, &mut effects);
+        self.retry_rejoins(now, &mut effects);
         let live = matches!(
             self.phase,
             Phase::Opening | Phase::Authenticating | Phase::Open
@@ -451,8 +492,14 @@ impl Core {
             .flat_map(|j| &j.waiters)
             .chain(self.joins_waiting.values().flatten())
             .map(|w| w.deadline);
+        let retries = self
+            .retries
+            .values()
+            .filter(|_| self.phase == Phase::Open)
+            .map(|(at, _)| *at);
         requests
             .chain(joins)
+            .chain(retries)
             .chain(live.then(|| self.watchdog_deadline()))
             .min()
     }
@@ -565,6 +612,7 @@ impl Core {
                 room,
                 waiters: vec![waiter],
                 rejoin: false,
+                attempt: 0,
             };
             self.joining.insert(id, joining);
             vec![Effect::Send(frame)]
@@ -578,11 +626,18 @@ impl Core {
     /// that the server never accepted, is forgotten.
     fn expire_joins(&mut self, now: Millis, effects: &mut Vec<Effect>) {
         let mut expired = Vec::new();
-        for joining in self.joining.values_mut() {
+        let mut given_up = Vec::new();
+        for (id, joining) in self.joining.iter_mut() {
+            let before = expired.len();
             expired.extend(take_expired(&mut joining.waiters, now, &joining.room));
+            // The app's own join, all of whose requests gave up: its late answer is ignored.
+            if expired.len() > before && joining.waiters.is_empty() && !joining.rejoin {
+                given_up.push(*id);
+            }
         }
-        self.joining
-            .extract_if(|_, j| !j.rejoin && j.waiters.is_empty());
+        for id in given_up {
+            self.joining.remove(&id);
+        }
         let mut emptied = Vec::new();
         for (room, waiters) in self.joins_waiting.iter_mut() {
             expired.extend(take_expired(waiters, now, room));
@@ -615,6 +670,7 @@ impl Core {
         now: Millis,
     ) -> Vec<Effect> {
         let tracked = self.rooms.untrack(room);
+        self.retries.remove(room);
         let mut effects: Vec<Effect> = self
             .joins_waiting
             .remove(room)
@@ -653,11 +709,12 @@ impl Core {
     pub fn on_frame(&mut self, text: &str, now: Millis) -> Vec<Effect> {
         self.last_frame = now;
         let mut effects = Vec::new();
-        self.on_message(text, now, &mut effects);
+        self.on_message(text, 0, now, &mut effects);
         effects
     }
 
-    fn on_message(&mut self, text: &str, now: Millis, effects: &mut Vec<Effect>) {
+    /// `depth`: how many envelopes (`compressed`, `batch_messages`) this message was in.
+    fn on_message(&mut self, text: &str, depth: u8, now: Millis, effects: &mut Vec<Effect>) {
         // Anything but a JSON object is not the server we know: ignored, not surfaced.
         let Some(message) = Object::parse(text) else {
             return;
@@ -670,35 +727,35 @@ impl Core {
                 self.phase = Phase::Open;
                 self.attempt = 0;
                 if !was_open {
+                    // Rejoins and the queue go out before the app hears of the connection,
+                    // so nothing its handlers send can overtake them.
+                    self.resume(now, effects);
                     effects.push(Effect::State(State::Open));
                 }
                 effects.push(emit(&kind, text));
-                if !was_open {
-                    self.resume(now, effects);
-                }
             }
             "reply" | "error" | "pong" if message.raw("id").is_some() => {
-                self.on_answer(&kind, &message, text, effects);
+                self.on_answer(&kind, &message, text, now, effects);
             }
-            "compressed" => {
+            // The server wraps at most twice (a compressed batch); deeper is not its doing.
+            "compressed" if depth < MAX_ENVELOPES => {
                 let inner = message
                     .str("data")
                     .and_then(|data| codec::inflate(&data, DEFAULT_INFLATE_LIMIT).ok());
                 if let Some(inner) = inner {
-                    self.on_message(&inner, now, effects);
+                    self.on_message(&inner, depth + 1, now, effects);
                 }
             }
-            "batch_messages" => {
+            "batch_messages" if depth < MAX_ENVELOPES => {
                 let inner = message.raw("messages").and_then(json::array);
                 for item in inner.unwrap_or_default() {
-                    self.on_message(item, now, effects);
+                    self.on_message(item, depth + 1, now, effects);
                 }
             }
+            "compressed" | "batch_messages" => {}
             "chat" => {
                 let room = message.str("room").and_then(|r| RoomName::new(r).ok());
                 let id = message.str("id").and_then(|i| MessageId::new(i).ok());
-                self.leaving
-                    .extract_if(|id, _| !self.in_flight.contains_key(id));
                 match (room, id) {
                     // Rooms the app is leaving: the app is done with them.
                     (Some(room), _) if self.leaving.values().any(|r| *r == room) => {}
@@ -734,6 +791,7 @@ impl Core {
                     room,
                     waiters,
                     rejoin,
+                    attempt: 0,
                 },
             );
         }
@@ -755,6 +813,7 @@ impl Core {
         kind: &str,
         message: &Object<'_>,
         text: &str,
+        now: Millis,
         effects: &mut Vec<Effect>,
     ) {
         let Some(id) = message.u64("id") else {
@@ -773,21 +832,87 @@ impl Core {
             _ => Ok(message.raw("data").unwrap_or("null").to_owned()),
         };
         if let Some(joining) = self.joining.remove(&id) {
-            match &outcome {
-                Ok(_) => self.rooms.confirm(&joining.room),
-                // The server refused the room (e.g. forbidden now): stop rejoining it.
-                Err(_) => _ = self.rooms.untrack(&joining.room),
-            }
-            if joining.rejoin {
-                effects.push(rejoin_event(&joining.room, &outcome));
-            }
-            for waiter in joining.waiters {
-                effects.push(Effect::Settle(waiter.id, outcome.clone()));
-            }
+            self.joined(joining, &outcome, now, effects);
         } else if self.in_flight.remove(&id).is_some() {
+            // A leave's room is done with once the server has answered it.
+            self.leaving.remove(&id);
             effects.push(Effect::Settle(id, outcome));
         }
     }
+
+    /// The answer to a join: the room is in, or (for now or for good) not.
+    fn joined(
+        &mut self,
+        joining: Joining,
+        outcome: &Result<String, ClientError>,
+        now: Millis,
+        effects: &mut Vec<Effect>,
+    ) {
+        let room = &joining.room;
+        // The app may have left while the join was on its way: then it hears nothing more.
+        let tracked = self.rooms.contains(room);
+        let mut announce = joining.rejoin && tracked;
+        match outcome {
+            Ok(_) => self.rooms.confirm(room),
+            Err(err) if joining.rejoin && tracked && is_passing(err) => {
+                if joining.attempt < REJOIN_RETRIES {
+                    let at = now.saturating_add(REJOIN_RETRY_MS);
+                    self.retries.insert(room.clone(), (at, joining.attempt + 1));
+                    announce = false;
+                } else {
+                    self.rooms.untrack(room);
+                }
+            }
+            // Refused now (e.g. `forbidden`): stop rejoining it.
+            Err(_) if joining.rejoin => _ = self.rooms.untrack(room),
+            // Another join of a room the client is in was refused: it stays in.
+            Err(_) if self.rooms.is_confirmed(room) => {}
+            Err(_) => {
+                // A refused first join is forgotten, unless another one is on its way.
+                let pending = self.joining.values().any(|j| j.room == *room)
+                    || self.joins_waiting.contains_key(room);
+                if !pending {
+                    self.rooms.untrack(room);
+                }
+            }
+        }
+        if announce {
+            effects.push(rejoin_event(room, outcome));
+        }
+        for waiter in joining.waiters {
+            effects.push(Effect::Settle(waiter.id, outcome.clone()));
+        }
+    }
+
+    /// Sends the rejoins whose retry time came.
+    fn retry_rejoins(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        for (room, (_, attempt)) in self.retries.extract_if(|_, (at, _)| *at <= now) {
+            let id = self.allocate();
+            let since = self.rooms.position(&room).cloned();
+            effects.push(Effect::Send(join_frame(id, &room, since.as_ref())));
+            let joining = Joining {
+                room,
+                waiters: Vec::new(),
+                rejoin: true,
+                attempt,
+            };
+            self.joining.insert(id, joining);
+        }
+    }
+}
+
+/// Errors after which the same join may well succeed a moment later.
+fn is_passing(err: &ClientError) -> bool {
+    matches!(
+        err,
+        ClientError::Server {
+            code: ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::NotFound,
+            ..
+        }
+    )
 }
 
 /// Removes the waiters whose deadline passed, paired with their room.

@@ -46,6 +46,14 @@ impl Rooms {
         self.positions.remove(room).is_some()
     }
 
+    /// The last chat delivered in `room`, if any.
+    pub fn position(&self, room: &RoomName) -> Option<&MessageId> {
+        self.positions
+            .iter()
+            .find(|(r, _)| *r == room)
+            .and_then(|(_, position)| position.last.as_ref())
+    }
+
     /// Whether `room` is tracked.
     pub fn contains(&self, room: &RoomName) -> bool {
         self.positions.contains_key(room)

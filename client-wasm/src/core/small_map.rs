@@ -78,11 +78,6 @@ impl<K: PartialEq, V> SmallMap<K, V> {
         self.entries.iter_mut().map(|(k, v)| (&*k, v))
     }
 
-    /// Every value, mutable.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().map(|(_, v)| v)
-    }
-
     /// Every value.
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.entries.iter().map(|(_, v)| v)

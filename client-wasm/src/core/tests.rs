@@ -663,3 +663,176 @@ fn a_room_joined_before_stays_joined_when_a_second_join_times_out() {
     assert_eq!(rejoin.len(), 1);
     assert_eq!(rejoin[0]["room"], "lobby");
 }
+
+#[test]
+fn after_auth_ok_the_rejoins_and_the_queue_go_out_before_the_app_hears_of_it() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    core.on_close(1006, "gone", 1);
+    core.request("chat", &map(&json!({"room":"lobby","content":1})), None, 1);
+    core.reconnect("t".into(), 2);
+    core.on_open(2);
+    let effects = core.on_frame(&auth_ok(), 2);
+    let position = |wanted: &dyn Fn(&Effect) -> bool| effects.iter().position(wanted).unwrap();
+    let rejoin = position(&|e| matches!(e, Effect::Send(f) if f.contains(r#""type":"join""#)));
+    let queued = position(&|e| matches!(e, Effect::Send(f) if f.contains(r#""type":"chat""#)));
+    let open = position(&|e| matches!(e, Effect::State(State::Open)));
+    let hello = position(&|e| matches!(e, Effect::Emit(m) if m.kind == "auth_ok"));
+    assert!(
+        rejoin < queued && queued < open && open < hello,
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_refused_second_join_of_a_room_the_client_is_in_keeps_it() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    let (again, _) = core.request("join", &map(&json!({"room":"lobby"})), None, 1);
+    let refused = json!({"type":"error","id":again,"code":"rate_limited","message":"slow down"});
+    assert!(
+        matches!(&settled(&core.on_frame(&refused.to_string(), 1))[..], [(i, Err(_))] if *i == again)
+    );
+    let rejoins = reconnected(&mut core, 2);
+    assert_eq!(rejoins.len(), 1, "still in lobby");
+}
+
+#[test]
+fn of_two_joins_on_their_way_one_refused_and_one_accepted_the_room_is_in() {
+    let mut core = open(options());
+    let (first, _) = core.request("join", &map(&json!({"room":"lobby"})), None, 0);
+    let (second, _) = core.request("join", &map(&json!({"room":"lobby"})), None, 0);
+    let refused = json!({"type":"error","id":first,"code":"rate_limited","message":"slow down"});
+    core.on_frame(&refused.to_string(), 1);
+    let ok = json!({"type":"reply","id":second,"ok":true,"data":{"room":"lobby","recovered":false,"replayed":0}});
+    core.on_frame(&ok.to_string(), 1);
+    assert_eq!(reconnected(&mut core, 2).len(), 1, "lobby is rejoined");
+}
+
+#[test]
+fn a_rejoin_refused_for_a_passing_reason_is_tried_again_and_then_announced() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    let rejoin = reconnected(&mut core, 10);
+    let busy = |id: &Value| {
+        json!({"type":"error","id":id,"code":"rate_limited","message":"slow down"}).to_string()
+    };
+    let effects = core.on_frame(&busy(&rejoin[0]["id"]), 10);
+    assert!(
+        emitted(&effects).is_empty(),
+        "not given up yet: {effects:?}"
+    );
+    assert_eq!(core.next_deadline(), Some(10 + REJOIN_RETRY_MS));
+    assert!(sent(&core.on_timer(10 + REJOIN_RETRY_MS - 1)).is_empty());
+    let retry = sent(&core.on_timer(10 + REJOIN_RETRY_MS));
+    assert_eq!(retry.len(), 1);
+    assert_eq!(
+        (retry[0]["type"].as_str(), retry[0]["room"].as_str()),
+        (Some("join"), Some("lobby"))
+    );
+    let ok = json!({"type":"reply","id":retry[0]["id"],"ok":true,"data":{"room":"lobby","recovered":true,"replayed":0}});
+    assert_eq!(
+        emitted(&core.on_frame(&ok.to_string(), 2_000)),
+        [json!({"type":"rejoined","room":"lobby","recovered":true,"replayed":0})]
+    );
+}
+
+#[test]
+fn a_rejoin_that_keeps_failing_is_given_up_and_announced() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    let mut frame = reconnected(&mut core, 0).remove(0);
+    let mut now = 0;
+    for _ in 0..REJOIN_RETRIES {
+        let busy =
+            json!({"type":"error","id":frame["id"],"code":"rate_limited","message":"slow down"});
+        assert!(emitted(&core.on_frame(&busy.to_string(), now)).is_empty());
+        now += REJOIN_RETRY_MS;
+        frame = sent(&core.on_timer(now)).remove(0);
+    }
+    let busy = json!({"type":"error","id":frame["id"],"code":"rate_limited","message":"slow down"});
+    assert_eq!(
+        emitted(&core.on_frame(&busy.to_string(), now)),
+        [
+            json!({"type":"rejoin_failed","room":"lobby","code":"rate_limited","message":"slow down"})
+        ]
+    );
+    assert!(
+        reconnected(&mut core, now + 1).is_empty(),
+        "lobby is given up"
+    );
+}
+
+#[test]
+fn rooms_whose_join_was_cut_short_by_the_end_are_not_joined_by_a_later_connect() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    let (secret, _) = core.request("join", &map(&json!({"room":"secret"})), None, 0);
+    let effects = core.on_close(4009, "limit", 1);
+    assert!(settled(&effects).contains(&(secret, Err(ClientError::Closed))));
+    core.connect("t".into(), 2);
+    core.on_open(2);
+    let rooms: Vec<Value> = sent(&core.on_frame(&auth_ok(), 2))
+        .iter()
+        .map(|f| f["room"].clone())
+        .collect();
+    assert_eq!(rooms, [json!("lobby")], "the accepted room only");
+}
+
+#[test]
+fn a_join_of_a_room_left_before_the_connection_dropped_settles_at_the_drop() {
+    let mut core = open(options());
+    let (join, _) = core.request("join", &map(&json!({"room":"lobby"})), Some(60_000), 0);
+    core.request("leave", &map(&json!({"room":"lobby"})), None, 0);
+    let effects = core.on_close(1006, "gone", 1);
+    assert!(
+        settled(&effects).contains(&(join, Err(ClientError::Disconnected))),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_rejoin_answered_after_the_app_left_the_room_is_not_announced() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    let rejoin = reconnected(&mut core, 1);
+    core.request("leave", &map(&json!({"room":"lobby"})), None, 1);
+    let ok = json!({"type":"reply","id":rejoin[0]["id"],"ok":true,"data":{"room":"lobby","recovered":true,"replayed":0}});
+    assert!(emitted(&core.on_frame(&ok.to_string(), 2)).is_empty());
+}
+
+#[test]
+fn chats_of_a_room_whose_leave_went_unanswered_stay_out() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    let (leave, _) = core.request("leave", &map(&json!({"room":"lobby"})), Some(100), 1);
+    assert_eq!(
+        settled(&core.on_timer(101)),
+        [(leave, Err(ClientError::Timeout(100)))]
+    );
+    assert!(emitted(&core.on_frame(&chat("lobby", 1), 102)).is_empty());
+}
+
+#[test]
+fn envelopes_are_unwrapped_only_as_deep_as_the_server_wraps() {
+    let mut core = open(options());
+    let wrap = |inner: &str| {
+        json!({"type":"compressed","data":codec::deflate(inner),"timestamp":1}).to_string()
+    };
+    let message = json!({"type":"alert","n":1}).to_string();
+    let batch = json!({"type":"batch_messages","room":"r","messages":[{"type":"alert","n":1}],"count":1,"timestamp":1}).to_string();
+    assert_eq!(
+        emitted(&core.on_frame(&wrap(&batch), 1)).len(),
+        1,
+        "a compressed batch"
+    );
+    assert!(emitted(&core.on_frame(&wrap(&wrap(&wrap(&message))), 1)).is_empty());
+}
+
+#[test]
+fn browser_timers_never_get_a_wait_they_would_read_as_negative() {
+    assert_eq!(timer_delay(0), 0);
+    assert_eq!(timer_delay(1_500), 1_500);
+    assert_eq!(timer_delay(u64::MAX), 2_147_483_647);
+    assert_eq!(timer_delay(3_000_000_000), 2_147_483_647);
+}

@@ -12,7 +12,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::handlers::{self, query_pairs};
 use super::models::{NotifyAllRequest, NotifyRequest};
-use super::{json_body, server_error_reply};
+use super::{json_body, raw_query, server_error_reply, with_hub};
 use crate::ServerError;
 use crate::hub::Hub;
 
@@ -39,14 +39,8 @@ pub(super) struct Denied(pub(super) ServerError);
 impl warp::reject::Reject for Denied {}
 
 /// Every `/dev` route (the caller strips the `dev` segment).
-pub fn routes(hub: Hub) -> BoxedFilter<(Response,)> {
-    let h = {
-        let hub = hub.clone();
-        move || {
-            let hub = hub.clone();
-            warp::any().map(move || hub.clone())
-        }
-    };
+pub fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
+    let h = || with_hub(hub);
     let token = warp::path!("token")
         .and(warp::post())
         .and(h())
@@ -56,7 +50,7 @@ pub fn routes(hub: Hub) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(signed_in(hub.clone()))
         .and(h())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(raw_query())
         .then(notifications);
     let connections = warp::path!("admin" / "connections")
         .and(warp::get())
@@ -78,7 +72,7 @@ pub fn routes(hub: Hub) -> BoxedFilter<(Response,)> {
         .then(handlers::notify);
     let notify_all = warp::path!("admin" / "notify_all")
         .and(warp::post())
-        .and(admin(hub))
+        .and(admin(hub.clone()))
         .and(h())
         .and(json_body::<NotifyAllRequest>())
         .then(handlers::notify_all);

@@ -48,10 +48,9 @@ pub fn routes(
     let dev_routes = hub
         .config()
         .dev
-        .then(|| warp::path("dev").and(dev::routes(hub.clone())).boxed());
-    let api = warp::path("api")
-        .and(api_key(hub.clone()))
-        .and(api_routes(hub));
+        .then(|| warp::path("dev").and(dev::routes(&hub)).boxed());
+    let routes_of_api = api_routes(&hub);
+    let api = warp::path("api").and(api_key(hub)).and(routes_of_api);
     let base = health.or(metrics).unify().or(api).unify().boxed();
     let base = match dev_routes {
         Some(dev) => base.or(dev).unify().boxed(),
@@ -67,11 +66,19 @@ pub fn routes(
     routes.recover(rejection).unify()
 }
 
-fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
-    let h = move || {
-        let hub = hub.clone();
-        warp::any().map(move || hub.clone())
-    };
+/// Hands each request a handle to the hub.
+fn with_hub(hub: &Hub) -> impl Filter<Extract = (Hub,), Error = Infallible> + Clone + use<> {
+    let hub = hub.clone();
+    warp::any().map(move || hub.clone())
+}
+
+/// The raw query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+fn api_routes(hub: &Hub) -> warp::filters::BoxedFilter<(Response,)> {
+    let h = || with_hub(hub);
     let token = warp::path!("token")
         .and(warp::post())
         .and(h())
@@ -105,7 +112,7 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
     let notifications = warp::path!("users" / String / "notifications")
         .and(warp::get())
         .and(h())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(raw_query())
         .then(handlers::user_notifications);
     let stats = warp::path!("stats")
         .and(warp::get())
@@ -114,7 +121,7 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
     let conn_list = warp::path!("connections")
         .and(warp::get())
         .and(h())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(raw_query())
         .then(handlers::list_connections);
     let conn_drop_all = warp::path!("connections")
         .and(warp::delete())
@@ -149,7 +156,7 @@ fn api_routes(hub: Hub) -> warp::filters::BoxedFilter<(Response,)> {
     let room_history = warp::path!("rooms" / String / "history")
         .and(warp::get())
         .and(h())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(raw_query())
         .then(handlers::room_history);
     let room_get = warp::path!("rooms" / String)
         .and(warp::get())

@@ -68,20 +68,11 @@ impl<'a> Object<'a> {
 pub fn array(raw: &str) -> Option<Vec<&str>> {
     let mut scanner = Scanner { text: raw, at: 0 };
     let mut items = Vec::new();
-    scanner.expect(b'[')?;
-    scanner.space();
-    if scanner.eat(b']') {
-        return (scanner.at == raw.len()).then_some(items);
-    }
-    loop {
-        items.push(scanner.value(1)?);
-        scanner.space();
-        if scanner.eat(b']') {
-            return (scanner.at == raw.len()).then_some(items);
-        }
-        scanner.expect(b',')?;
-        scanner.space();
-    }
+    scanner.sequence(b'[', b']', |s| {
+        items.push(s.value(1)?);
+        Some(())
+    })?;
+    (scanner.at == raw.len()).then_some(items)
 }
 
 /// Decodes a raw JSON string (with its quotes); `None` when `raw` is not one.
@@ -208,40 +199,8 @@ impl<'a> Scanner<'a> {
         }
         let start = self.at;
         match self.peek()? {
-            b'{' => {
-                self.at += 1;
-                self.space();
-                if !self.eat(b'}') {
-                    loop {
-                        self.string_token()?;
-                        self.space();
-                        self.expect(b':')?;
-                        self.space();
-                        self.value(depth + 1)?;
-                        self.space();
-                        if self.eat(b'}') {
-                            break;
-                        }
-                        self.expect(b',')?;
-                        self.space();
-                    }
-                }
-            }
-            b'[' => {
-                self.at += 1;
-                self.space();
-                if !self.eat(b']') {
-                    loop {
-                        self.value(depth + 1)?;
-                        self.space();
-                        if self.eat(b']') {
-                            break;
-                        }
-                        self.expect(b',')?;
-                        self.space();
-                    }
-                }
-            }
+            b'{' => self.sequence(b'{', b'}', |s| s.member(depth + 1).map(drop))?,
+            b'[' => self.sequence(b'[', b']', |s| s.value(depth + 1).map(drop))?,
             b'"' => {
                 self.string_token()?;
             }
@@ -259,26 +218,45 @@ impl<'a> Scanner<'a> {
 
     /// The top-level object, split into members.
     fn object_members(&mut self) -> Option<Object<'a>> {
-        let mut object = Object::default();
-        self.expect(b'{')?;
+        let mut members = Vec::new();
+        self.sequence(b'{', b'}', |s| {
+            members.push(s.member(1)?);
+            Some(())
+        })?;
+        Some(Object { members })
+    }
+
+    /// `open`, items separated by commas, `close`, with whitespace between; `item` reads
+    /// one item.
+    fn sequence(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.expect(open)?;
         self.space();
-        if self.eat(b'}') {
-            return Some(object);
+        if self.eat(close) {
+            return Some(());
         }
         loop {
-            let key = string(self.string_token()?)?;
+            item(self)?;
             self.space();
-            self.expect(b':')?;
-            self.space();
-            let raw = self.value(1)?;
-            object.members.push((key, raw));
-            self.space();
-            if self.eat(b'}') {
-                return Some(object);
+            if self.eat(close) {
+                return Some(());
             }
             self.expect(b',')?;
             self.space();
         }
+    }
+
+    /// One `"key": value` member, the value at nesting `depth`.
+    fn member(&mut self, depth: usize) -> Option<(Cow<'a, str>, &'a str)> {
+        let key = string(self.string_token()?)?;
+        self.space();
+        self.expect(b':')?;
+        self.space();
+        Some((key, self.value(depth)?))
     }
 
     /// A string literal, validated; returns it with its quotes.

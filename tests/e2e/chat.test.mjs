@@ -4,16 +4,13 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { WAIT, eventually, join, say, screenshot, setup, signIn, texts, troubles } from "./harness.mjs";
+import { WAIT, done, eventually, inRoom, join, say, screenshot, setup, signIn, texts } from "./harness.mjs";
 
 const env = setup(before, after);
 
 test("alice and bob chat in a room and privately, each message shown once", async () => {
   const { browser, server } = env;
-  const alice = await signIn(browser, server, "alice");
-  const bob = await signIn(browser, server, "bob");
-  await join(alice.page, "e2e-chat");
-  await join(bob.page, "e2e-chat");
+  const [alice, bob] = await inRoom(env, ["alice", "bob"], "e2e-chat");
   await alice.page.locator('#members .member[data-user="bob"]').waitFor({ timeout: WAIT });
 
   await say(alice.page, "hi bob");
@@ -50,19 +47,12 @@ test("alice and bob chat in a room and privately, each message shown once", asyn
   assert.deepEqual(await texts(alice.page, "#private-messages"), ["just between us"]);
   assert.deepEqual(await texts(alice.page), ["hi bob", "hi alice"], "the room is untouched");
   await screenshot(bob.page, "chat");
-
-  assert.deepEqual(await troubles(alice), []);
-  assert.deepEqual(await troubles(bob), []);
-  await alice.context.close();
-  await bob.context.close();
+  await done([alice, bob]);
 });
 
 test("text that looks like HTML is shown as text and runs nothing, wherever it appears", async () => {
-  const { browser, server } = env;
-  const alice = await signIn(browser, server, "alice");
-  const bob = await signIn(browser, server, "bob");
-  await join(alice.page, "e2e-xss");
-  await join(bob.page, "e2e-xss");
+  const { server } = env;
+  const [alice, bob] = await inRoom(env, ["alice", "bob"], "e2e-xss");
   const attack = (n) => `<img src=x onerror="window.__xss = ${n}"><script>window.__xss = ${n}</script>`;
   await say(alice.page, attack(1));
   await alice.page.click('#members .member[data-user="bob"]');
@@ -86,10 +76,7 @@ test("text that looks like HTML is shown as text and runs nothing, wherever it a
     assert.equal(await page.locator("#app img, #app script").count(), 0);
     assert.equal(await page.evaluate(() => window.__xss), undefined);
   }
-  assert.deepEqual(await troubles(alice), []);
-  assert.deepEqual(await troubles(bob), []);
-  await alice.context.close();
-  await bob.context.close();
+  await done([alice, bob]);
 });
 
 test("every view fits a phone and a desktop without sideways scrolling", async () => {
@@ -110,7 +97,6 @@ test("every view fits a phone and a desktop without sideways scrolling", async (
         () => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${view} at ${viewport.width} px: ${overflow} px of sideways scroll`);
     }
-    assert.deepEqual(await troubles(carol), []);
-    await carol.context.close();
+    await done([carol]);
   }
 });

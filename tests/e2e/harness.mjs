@@ -2,6 +2,7 @@
 // SQLite file in a temp dir so a restart keeps history) serving www/, and headless
 // Chromium (Debian's /usr/bin/chromium) driven by playwright-core.
 
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -189,6 +190,20 @@ export async function say(page, text) {
 /** The texts of the messages in `list` (the selected room by default). */
 export function texts(page, list = "#messages") {
   return page.locator(`${list} .message .text`).allTextContents();
+}
+
+/** Each of `users` signed in, in a browser of their own, and in `room`. */
+export async function inRoom({ browser, server }, users, room) {
+  const people = [];
+  for (const user of users) people.push(await signIn(browser, server, user));
+  for (const { page } of people) await join(page, room);
+  return people;
+}
+
+/** Nothing went wrong on any of these pages (see `troubles`); then their browsers close. */
+export async function done(people, allow) {
+  for (const who of people) assert.deepEqual(await troubles(who, allow), []);
+  for (const who of people) await who.context.close();
 }
 
 /** A fresh server and browser for a test file, torn down after it. */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { WAIT, eventually, screenshot, setup, signIn, troubles } from "./harness.mjs";
+import { WAIT, done, eventually, screenshot, setup, signIn } from "./harness.mjs";
 
 const env = setup(before, after);
 
@@ -51,8 +51,7 @@ test("the ticker charts the chosen symbols only, and follows a new choice", asyn
     JSON.stringify(await keys(heidi.page)) === JSON.stringify(["MSFT"]));
   const checked = await heidi.page.locator("input[name=symbol]:checked").evaluateAll((boxes) => boxes.map((b) => b.value));
   assert.deepEqual(checked, ["MSFT"]);
-  assert.deepEqual(await troubles(heidi), []);
-  await heidi.context.close();
+  await done([heidi]);
 });
 
 test("the score board shows every game and updates", async () => {
@@ -65,6 +64,5 @@ test("the score board shows every game and updates", async () => {
   const board = () => ivan.page.locator("#scores").textContent();
   const first = await board();
   await eventually("the clock runs", async () => (await board()) !== first);
-  assert.deepEqual(await troubles(ivan), []);
-  await ivan.context.close();
+  await done([ivan]);
 });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { WAIT, eventually, screenshot, setup, signIn, troubles } from "./harness.mjs";
+import { WAIT, done, eventually, screenshot, setup, signIn, troubles } from "./harness.mjs";
 
 const env = setup(before, after);
 
@@ -58,8 +58,7 @@ test("a notification sent while the user was away is waiting when they come back
   await frank.page.click("#bell");
   await frank.page.locator("#notifications .notification").first().waitFor({ timeout: WAIT });
   assert.equal(await frank.page.locator("#notifications .notification").count(), 1);
-  assert.deepEqual(await troubles(frank), []);
-  await frank.context.close();
+  await done([frank]);
 });
 
 test("a global notification shows as a banner that can be dismissed", async () => {
@@ -72,6 +71,5 @@ test("a global notification shows as a banner that can be dismissed", async () =
   await screenshot(grace.page, "banner");
   await banner.locator(".close").click();
   await eventually("dismissed", async () => (await banner.count()) === 0);
-  assert.deepEqual(await troubles(grace), []);
-  await grace.context.close();
+  await done([grace]);
 });

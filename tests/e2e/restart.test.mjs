@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { WAIT, eventually, join, say, setup, signIn, troubles } from "./harness.mjs";
+import { WAIT, done, eventually, inRoom, join, say, setup, signIn } from "./harness.mjs";
 
 const env = setup(before, after);
 
@@ -64,18 +64,13 @@ test("a page whose connection drops gets the chats it missed, once each, in orde
   const shown = await messages(judy.page);
   assert.deepEqual(shown.map((m) => m.text), ["one", "two", "three", "four", "five"]);
   assert.deepEqual(shown.map((m) => m.id), (await messages(kim.page)).map((m) => m.id), "the same messages");
-  assert.deepEqual(await troubles(judy, REFUSED), []);
-  assert.deepEqual(await troubles(kim), []);
-  await judy.context.close();
-  await kim.context.close();
+  await done([judy], REFUSED);
+  await done([kim]);
 });
 
 test("after a server restart the page reconnects by itself and shows every message once", async () => {
-  const { browser, server } = env;
-  const judy = await signIn(browser, server, "judy");
-  const kim = await signIn(browser, server, "kim");
-  await join(judy.page, "e2e-restart");
-  await join(kim.page, "e2e-restart");
+  const { server } = env;
+  const [judy, kim] = await inRoom(env, ["judy", "kim"], "e2e-restart");
   for (const n of [1, 2, 3]) await say(kim.page, `before ${n}`);
   await eventually("judy has the first three", async () => (await messages(judy.page)).length === 3);
   const states = await watchStates(judy.page);
@@ -96,8 +91,5 @@ test("after a server restart the page reconnects by itself and shows every messa
   await eventually("history after a reload", async () => (await messages(judy.page)).length === 5);
   assert.deepEqual((await messages(judy.page)).map((m) => m.id), shown.map((m) => m.id));
 
-  assert.deepEqual(await troubles(judy, REFUSED), []);
-  assert.deepEqual(await troubles(kim, REFUSED), []);
-  await judy.context.close();
-  await kim.context.close();
+  await done([judy, kim], REFUSED);
 });

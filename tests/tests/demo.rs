@@ -175,48 +175,34 @@ async fn each_user_lists_their_own_notifications_with_their_token() {
     let (_, body) = as_user(&server, Method::GET, "/dev/notifications", &bob, None).await;
     assert_eq!(body["items"], json!([]), "only the caller's own");
 
-    let (status, body) = as_user(
-        &server,
-        Method::GET,
-        "/dev/notifications?limit=0",
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (400, json!("bad_request"))
-    );
-    let (status, body) = as_user(
-        &server,
-        Method::GET,
-        "/dev/notifications?sort=up",
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (400, json!("bad_request"))
-    );
-    let (status, body) =
-        response(server.http(Method::GET, "/dev/notifications").send().await).await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (401, json!("not_authenticated"))
-    );
-    let (status, body) = as_user(
-        &server,
-        Method::GET,
-        "/dev/notifications",
-        "not-a-token",
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (401, json!("auth_failed"))
-    );
+    for (path, token, expected) in [
+        (
+            "/dev/notifications?limit=0",
+            Some(alice.as_str()),
+            (400, "bad_request"),
+        ),
+        (
+            "/dev/notifications?sort=up",
+            Some(alice.as_str()),
+            (400, "bad_request"),
+        ),
+        ("/dev/notifications", None, (401, "not_authenticated")),
+        (
+            "/dev/notifications",
+            Some("not-a-token"),
+            (401, "auth_failed"),
+        ),
+    ] {
+        let (status, body) = match token {
+            Some(token) => as_user(&server, Method::GET, path, token, None).await,
+            None => response(server.http(Method::GET, path).send().await).await,
+        };
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (expected.0, json!(expected.1)),
+            "{path} with {token:?}"
+        );
+    }
     // The API key is not a user token.
     let (status, _) = as_user(
         &server,

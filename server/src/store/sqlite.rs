@@ -88,6 +88,11 @@ fn timestamp(row: &SqliteRow) -> Result<Timestamp, ServerError> {
     Ok(u64::try_from(get::<i64>(row, "created_at")?).unwrap_or(0))
 }
 
+/// Chat rows read newest first (so `LIMIT` keeps the newest), handed out oldest first.
+fn oldest_first(room: &RoomName, rows: &[SqliteRow]) -> Result<Vec<StoredChat>, ServerError> {
+    rows.iter().rev().map(|row| chat_row(room, row)).collect()
+}
+
 fn chat_row(room: &RoomName, row: &SqliteRow) -> Result<StoredChat, ServerError> {
     Ok(StoredChat {
         id: message_id(row)?,
@@ -166,12 +171,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
-            let mut items = rows
-                .iter()
-                .map(|row| chat_row(room, row))
-                .collect::<Result<Vec<_>, _>>()?;
-            items.reverse();
-            Ok(items)
+            oldest_first(room, &rows)
         })
     }
 
@@ -192,12 +192,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
-            let mut items = rows
-                .iter()
-                .map(|row| chat_row(room, row))
-                .collect::<Result<Vec<_>, _>>()?;
-            items.reverse();
-            Ok(items)
+            oldest_first(room, &rows)
         })
     }
 

@@ -96,9 +96,8 @@ async fn main() -> Result<(), ServerError> {
     })?;
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let store = roomcast_server::store::open(&config.store).await?;
-    let hub = Hub::new(config, Arc::new(LocalBroker), store);
-    hub.set_handler(Arc::new(Game))?;
-    roomcast_server::run_with(listener, hub, async {
+    let hub = Hub::start(config, Arc::new(LocalBroker::new()), store).await?;
+    roomcast_server::run_with(listener, hub, Some(Arc::new(Game)), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -57,7 +57,7 @@ pub(crate) async fn run_demo(hub: Hub, seed: u64) {
             _ = ticker.tick() => {}
             () = hub.shutdown_token().cancelled() => return,
         }
-        publish_stocks(&hub, &mut rng, &mut prices);
+        publish_stocks(&hub, &mut rng, &mut prices).await;
         if tick % 2 == 0 {
             for (game, (room, home, away)) in games.iter_mut().zip(GAMES) {
                 play(game, &mut rng);
@@ -78,7 +78,7 @@ pub(crate) async fn run_demo(hub: Hub, seed: u64) {
 }
 
 /// A random walk of at most ±0.5% per tick, rounded to cents.
-fn publish_stocks(hub: &Hub, rng: &mut fastrand::Rng, prices: &mut [f64]) {
+async fn publish_stocks(hub: &Hub, rng: &mut fastrand::Rng, prices: &mut [f64]) {
     let timestamp = now_ms();
     let mut items: Vec<Box<RawValue>> = Vec::with_capacity(prices.len());
     for ((symbol, _), price) in STOCKS.iter().zip(prices.iter_mut()) {
@@ -92,7 +92,10 @@ fn publish_stocks(hub: &Hub, rng: &mut fastrand::Rng, prices: &mut [f64]) {
             Err(err) => warn!(cause = %err, "demo tick not serialized"),
         }
     }
-    if let Err(err) = hub.publish_topic(STOCKS_TOPIC, "stock_update", &items) {
+    if let Err(err) = hub
+        .publish_topic(STOCKS_TOPIC, "stock_update", &items)
+        .await
+    {
         warn!(cause = %err, "demo stocks not published");
     }
 }

@@ -30,6 +30,8 @@ use warp::Reply;
 use crate::auth::Identity;
 use crate::broker::{Broker, LocalBroker};
 use crate::config::Config;
+use crate::context::Context;
+use crate::handler::Handler;
 use crate::hub::Hub;
 use crate::{ServerError, api, session};
 
@@ -58,35 +60,38 @@ pub async fn run(
         )?),
         None => None,
     };
-    let hub = Hub::new(config, Arc::new(LocalBroker) as Arc<dyn Broker>, store);
-    if let Some(webhook) = webhook {
-        hub.set_handler(Arc::new(webhook))?;
-    }
-    run_with(listener, hub, shutdown).await
+    let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new());
+    let hub = Hub::start(config, broker, store).await?;
+    let handler = webhook.map(|webhook| Arc::new(webhook) as Arc<dyn Handler>);
+    run_with(listener, hub, handler, shutdown).await
 }
 
-/// Like [`run`], with a hub the caller built (its own broker, or a handle it keeps).
+/// Like [`run`], with a hub the caller started (its own broker or store, or a handle it
+/// keeps) and the application's handler, if any.
 ///
 /// # Errors
 /// [`ServerError::Io`] when the listener fails for good.
 pub async fn run_with(
     listener: TcpListener,
     hub: Hub,
+    handler: Option<Arc<dyn Handler>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let restored = hub.restore_rooms().await?;
     if restored > 0 {
         info!(rooms = restored, "persistent rooms restored");
     }
-    let background = TaskTracker::new();
     if let Some(interval) = hub.config().stats_interval {
-        background.spawn(crate::stats::push_stats(hub.clone(), interval));
+        hub.spawn_background(crate::stats::push_stats(hub.clone(), interval));
     }
     if hub.config().demo {
         info!("demo feed on: topic `stocks`, rooms game-1 to game-3");
-        background.spawn(crate::demo::run_demo(hub.clone(), crate::now_ms()));
+        hub.spawn_background(crate::demo::run_demo(hub.clone(), crate::now_ms()));
     }
-    background.close();
+    let ctx = Context {
+        hub: hub.clone(),
+        handler,
+    };
     let routes = api::routes(hub.clone());
     let warp_service = warp::service(routes);
     let http_conns = TaskTracker::new();
@@ -108,16 +113,16 @@ pub async fn run_with(
         };
         let _ = stream.set_nodelay(true);
         let stop = hub.shutdown_token().clone();
-        let hub = hub.clone();
+        let ctx = ctx.clone();
         let warp_service = warp_service.clone();
         let sockets = sockets.clone();
         let service = service_fn(move |req: Request<Incoming>| {
-            let hub = hub.clone();
+            let ctx = ctx.clone();
             let mut warp_service = warp_service.clone();
             let sockets = sockets.clone();
             async move {
                 if req.uri().path() == "/ws" {
-                    Ok::<_, Infallible>(upgrade(hub, req, remote, &sockets))
+                    Ok::<_, Infallible>(upgrade(ctx, req, remote, &sockets))
                 } else {
                     warp_service.call(req).await
                 }
@@ -142,6 +147,15 @@ pub async fn run_with(
     }
     info!(connections = hub.connection_count(), "shutting down");
     drop(listener);
+    // Pending batches go out first, while their rooms' members are still connected: a
+    // message answered `batched: true` is never dropped. Then every connection hears
+    // 1001.
+    if tokio::time::timeout(SHUTDOWN_GRACE, hub.flush_batches())
+        .await
+        .is_err()
+    {
+        warn!("batches did not flush in time");
+    }
     hub.shutdown_token().cancel();
     sockets.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, sockets.wait())
@@ -153,6 +167,13 @@ pub async fn run_with(
             "connections did not close in time"
         );
     }
+    // Background work (timers, the stats push, the demo feed) ends before `run` returns.
+    if tokio::time::timeout(SHUTDOWN_GRACE, hub.stop_background())
+        .await
+        .is_err()
+    {
+        warn!("background work did not stop in time");
+    }
     http_conns.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_conns.wait()).await;
     info!("stopped");
@@ -162,7 +183,7 @@ pub async fn run_with(
 /// Answers `GET /ws`: checks the handshake, the total limit and a query token, then
 /// switches protocols and hands the socket to a connection task.
 fn upgrade(
-    hub: Hub,
+    ctx: Context,
     req: Request<Incoming>,
     remote: SocketAddr,
     sockets: &TaskTracker,
@@ -182,6 +203,7 @@ fn upgrade(
         );
     };
     let accept = derive_accept_key(key.as_bytes());
+    let hub = &ctx.hub;
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let Some(permit) = hub.try_reserve() else {
         hub.metrics().refuse(503);
@@ -215,7 +237,7 @@ fn upgrade(
                 .await;
         // The connection gets a task of its own: this one (holding the request and the
         // handshake's state) ends, so an idle connection carries only what it needs.
-        tracker.spawn(session::start(&hub, ws, remote, compress, identity, permit));
+        tracker.spawn(session::start(&ctx, ws, remote, compress, identity, permit));
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

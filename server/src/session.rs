@@ -12,7 +12,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use roomcast_protocol::{
-    ClientFrame, ClientMessage, CloseCode, ErrorCode, RequestId, RoomName, ServerMessage, User,
+    ClientFrame, ClientMessage, CloseCode, ErrorCode, RequestId, ServerMessage, User,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,7 +27,8 @@ use tracing::{debug, info};
 use crate::ServerError;
 use crate::auth::Identity;
 use crate::clock::now_ms;
-use crate::handler::HandlerContext;
+use crate::context::Context;
+use crate::handler::{Handler, HandlerContext};
 use crate::hub::{ConnHandle, ConnectionPermit, Hub, Registration};
 
 /// `rate_limited` errors within [`ABUSE_WINDOW`] after which the connection is closed
@@ -44,7 +45,7 @@ const WRITE_BATCH: usize = 64;
 /// the future (what an idle connection keeps allocated) holds only the reader's state.
 /// `identity` is set when the upgrade carried a valid token.
 pub(crate) fn start<S>(
-    hub: &Hub,
+    ctx: &Context,
     ws: WebSocketStream<S>,
     remote: std::net::SocketAddr,
     compress: bool,
@@ -54,6 +55,7 @@ pub(crate) fn start<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let hub = &ctx.hub;
     let Registration {
         handle,
         outbox,
@@ -68,7 +70,7 @@ where
         outbox,
         close_rx,
     ));
-    let session = Session::new(hub.clone(), handle);
+    let session = Session::new(ctx.clone(), handle);
     session.run(stream, writer, identity.map(Box::new), permit)
 }
 
@@ -94,7 +96,7 @@ impl Session {
         // dead socket is aborted.
         handle.stop_writer();
         Box::pin(hub.unregister(&handle)).await;
-        if let (Some(handler), Some(user)) = (hub.handler(), self.user.take()) {
+        if let (Some(handler), Some(user)) = (self.handler.clone(), self.user.take()) {
             let ctx = HandlerContext {
                 client_id: handle.id().clone(),
                 user,
@@ -190,6 +192,8 @@ where
 /// The reader side's state.
 struct Session {
     hub: Hub,
+    /// The application's handler, if any.
+    handler: Option<Arc<dyn Handler>>,
     conn: Arc<ConnHandle>,
     user: Option<Arc<User>>,
     expires_at: Option<Instant>,
@@ -207,13 +211,15 @@ enum Heartbeat {
 }
 
 impl Session {
-    fn new(hub: Hub, conn: Arc<ConnHandle>) -> Self {
+    fn new(ctx: Context, conn: Arc<ConnHandle>) -> Self {
+        let Context { hub, handler } = ctx;
         let config = hub.config();
         let per_sec = NonZeroU32::new(config.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst));
         Self {
             hub,
+            handler,
             conn,
             user: None,
             expires_at: None,
@@ -461,7 +467,7 @@ impl Session {
                 Ok(Some(json!({ "topic": topic, "removed": removed })))
             }
             ClientMessage::Custom(custom) => {
-                let (Some(handler), Some(user)) = (self.hub.handler(), self.user.clone()) else {
+                let (Some(handler), Some(user)) = (self.handler.clone(), self.user.clone()) else {
                     return Err(ServerError::request(
                         ErrorCode::BadRequest,
                         format!(
@@ -498,10 +504,10 @@ impl Session {
     }
 
     /// A verified identity for a connection that had none: ask the application's
-    /// handler, enforce the per-user limit, send `auth_ok`, then what waited for the user,
-    /// then join the default rooms.
+    /// handler, then let the hub admit the connection (per-user limit, `auth_ok`, what
+    /// waited for the user, the default rooms).
     async fn on_identity(&mut self, id: Option<RequestId>, identity: Identity) {
-        if let Some(handler) = self.hub.handler() {
+        if let Some(handler) = self.handler.clone() {
             let ctx = self.context(Arc::new(identity.user.clone()));
             if let Err(refusal) = handler.on_connect(&ctx).await {
                 info!(client = %self.conn.id(), user = %identity.user.user_id, reason = %refusal.message, "refused by the application");
@@ -510,42 +516,32 @@ impl Session {
                 return;
             }
         }
-        let rooms: Vec<RoomName> = self.hub.config().default_rooms.clone();
-        let admitted = {
-            let hub = self.hub.clone();
-            let _turn = hub.user_lock(&identity.user.user_id).lock().await;
-            // Subscriptions first: once `auth_ok` is out, a publish must reach the user.
-            hub.load_subscriptions(&identity.user.user_id).await;
-            let welcome = |user: &User| self.auth_ok(user, identity.expires_at, rooms.clone());
-            let admitted = self.hub.authenticate(&self.conn, &identity, welcome);
-            if let Ok(user) = &admitted {
-                self.hub.deliver_pending(&self.conn, user).await;
-            }
-            admitted
-        };
-        let user = match admitted {
-            Ok(user) => user,
+        let admitted = match self.hub.admit(&self.conn, &identity).await {
+            Ok(admitted) => admitted,
             Err(err) => {
                 self.error(id, err.code(), err.public_message());
-                self.close(CloseCode::ConnectionLimit);
+                self.close(if err.code() == ErrorCode::LimitExceeded {
+                    CloseCode::ConnectionLimit
+                } else {
+                    CloseCode::GoingAway
+                });
                 // The application heard `connect`: it hears the matching `close`.
-                if let Some(handler) = self.hub.handler() {
+                if let Some(handler) = self.handler.clone() {
                     let ctx = self.context(Arc::new(identity.user));
                     handler.on_close(&ctx).await;
                 }
                 return;
             }
         };
+        let user = admitted.user;
         self.user = Some(user.clone());
         self.set_expiry(identity.expires_at);
-        for room in &rooms {
-            if let Err(err) = self.hub.join(&self.conn, room, None).await {
-                self.error(
-                    None,
-                    err.code(),
-                    format!("default room {room}: {}", err.public_message()),
-                );
-            }
+        for (room, err) in admitted.refused {
+            self.error(
+                None,
+                err.code(),
+                format!("default room {room}: {}", err.public_message()),
+            );
         }
         if let Some(id) = id {
             let data = json!({ "clientId": self.conn.id(), "userId": user.user_id });
@@ -575,8 +571,8 @@ impl Session {
                         .cloned()
                         .collect()
                 };
-                self.hub
-                    .send(&self.conn, &self.auth_ok(&user, identity.expires_at, rooms));
+                let welcome = self.hub.auth_ok(&self.conn, &user, &identity, rooms);
+                self.hub.send(&self.conn, &welcome);
                 if let Some(id) = id {
                     let data = json!({ "clientId": self.conn.id(), "userId": user.user_id, "expiresAt": identity.expires_at });
                     self.hub
@@ -584,17 +580,6 @@ impl Session {
                 }
             }
             Err(err) => self.error(id.cloned(), err.code(), err.public_message()),
-        }
-    }
-
-    fn auth_ok(&self, user: &User, expires_at: Option<u64>, rooms: Vec<RoomName>) -> ServerMessage {
-        ServerMessage::AuthOk {
-            client_id: self.conn.id().clone(),
-            user_id: user.user_id.clone(),
-            user: user.clone(),
-            rooms,
-            expires_at,
-            timestamp: now_ms(),
         }
     }
 

@@ -8,9 +8,9 @@ use serde_json::json;
 use tokio::time::MissedTickBehavior;
 use tracing::warn;
 
-use crate::api::ADMIN_ROLE;
 use crate::broker::Target;
 use crate::hub::Hub;
+use crate::model::ADMIN_ROLE;
 use crate::now_ms;
 
 /// Pushes `stats_update` every `interval` until the hub shuts down.

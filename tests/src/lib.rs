@@ -45,7 +45,7 @@ impl TestServer {
     }
 
     /// A dev-mode server embedding an application handler, the way an app that uses the
-    /// server as a library does (`Hub::set_handler` + `run_with`).
+    /// server as a library does (`Hub::start` + `run_with`).
     pub async fn with_handler(
         settings: Settings,
         handler: std::sync::Arc<dyn roomcast_server::Handler>,
@@ -84,10 +84,16 @@ impl TestServer {
                 let store = roomcast_server::store::open(&config.store)
                     .await
                     .expect("open the test store");
-                let broker = std::sync::Arc::new(roomcast_server::broker::LocalBroker);
-                let hub = roomcast_server::Hub::new(config, broker, store);
-                hub.set_handler(handler).expect("one handler");
-                tokio::spawn(roomcast_server::run_with(listener, hub, shutdown))
+                let broker = std::sync::Arc::new(roomcast_server::broker::LocalBroker::new());
+                let hub = roomcast_server::Hub::start(config, broker, store)
+                    .await
+                    .expect("start the hub");
+                tokio::spawn(roomcast_server::run_with(
+                    listener,
+                    hub,
+                    Some(handler),
+                    shutdown,
+                ))
             }
         };
         Self {

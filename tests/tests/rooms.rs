@@ -423,8 +423,9 @@ async fn content_over_the_default_4_kib_is_too_large_and_reaches_nobody() {
     alice.join("lobby").await;
     bob.join("lobby").await;
     alice.expect("user_join").await;
-    // A JSON string of n characters takes n + 2 bytes with its quotes.
-    let over = json!("x".repeat(4095));
+    // A string counts its UTF-8 bytes, not the quotes the wire adds (issue 10): 4,096
+    // bytes is exactly the limit, one more is over it.
+    let over = json!("x".repeat(4097));
     expect_error(&mut alice, chat("lobby", over), "too_large").await;
     expect_error(
         &mut alice,
@@ -433,9 +434,19 @@ async fn content_over_the_default_4_kib_is_too_large_and_reaches_nobody() {
     )
     .await;
     assert_quiet(&mut bob).await;
-    let exact = json!("z".repeat(4094));
+    let exact = json!("z".repeat(4096));
     say(&mut alice, "lobby", exact.clone()).await;
     assert_eq!(bob.expect("chat").await["message"], exact);
+    // Multi-byte characters count their bytes: 1,366 three-byte characters are 4,098.
+    expect_error(
+        &mut alice,
+        chat("lobby", json!("€".repeat(1366))),
+        "too_large",
+    )
+    .await;
+    let exact_utf8 = json!(format!("{}{}", "€".repeat(1365), "a"));
+    say(&mut alice, "lobby", exact_utf8.clone()).await;
+    assert_eq!(bob.expect("chat").await["message"], exact_utf8);
 }
 
 #[tokio::test]

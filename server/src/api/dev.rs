@@ -15,9 +15,8 @@ use super::models::{NotifyAllRequest, NotifyRequest};
 use super::{json_body, raw_query, server_error_reply, with_hub};
 use crate::ServerError;
 use crate::hub::Hub;
+use crate::model::ADMIN_ROLE;
 
-/// The role that may use `/dev/admin/*` (and receives `stats_update`).
-pub const ADMIN_ROLE: &str = "admin";
 /// Lifetime of dev tokens; the demo page asks for a new one on every reconnect.
 const TOKEN_TTL_SECONDS: u64 = 3600;
 /// Longest user id the sign-in accepts.
@@ -56,9 +55,7 @@ pub fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(admin(hub.clone()))
         .and(h())
-        .then(|hub: Hub| async move {
-            warp::reply::json(&json!({ "items": hub.connections(false) })).into_response()
-        });
+        .then(handlers::all_connections);
     let disconnect = warp::path!("admin" / "connections" / String)
         .and(warp::delete())
         .and(admin(hub.clone()))

@@ -113,7 +113,7 @@ pub async fn send(hub: Hub, body: SendRequest) -> Response {
             let outcome = hub.send_with_ack(&id, &body.message, timeout).await?;
             return ok(&json!({ "results": { id.as_str(): outcome } }));
         }
-        hub.send_to_client(&id, &body.message)?;
+        hub.send_to_client(&id, &body.message).await?;
         ok(&json!({ "recipients": 1 }))
     };
     done(result.await)
@@ -148,6 +148,7 @@ pub async fn broadcast(hub: Hub, body: BroadcastRequest) -> Response {
 pub async fn publish(hub: Hub, body: PublishRequest) -> Response {
     done(
         hub.publish_topic(&body.topic, &body.kind, &body.items)
+            .await
             .and_then(|published| ok(&published)),
     )
 }
@@ -194,49 +195,45 @@ pub async fn list_connections(hub: Hub, query: String) -> Response {
     let active = query
         .split('&')
         .any(|pair| pair == "active=true" || pair == "active=1");
-    done(ok(&json!({ "items": hub.connections(active) })))
+    let result = async { ok(&json!({ "items": hub.connections(active).await? })) };
+    done(result.await)
+}
+
+/// Every connection, for the demo's admin view.
+pub async fn all_connections(hub: Hub) -> Response {
+    let result = async { ok(&json!({ "items": hub.connections(false).await? })) };
+    done(result.await)
 }
 
 pub async fn disconnect_all(hub: Hub) -> Response {
-    done(ok(&json!({ "disconnected": hub.disconnect_all() })))
+    let result = async { ok(&json!({ "disconnected": hub.disconnect_all().await? })) };
+    done(result.await)
 }
 
 pub async fn connection(segment: String, hub: Hub) -> Response {
-    done(
-        client_id(&segment)
-            .and_then(|id| hub.connection(&id))
-            .and_then(|c| ok(&c.info())),
-    )
+    let result = async { ok(&hub.connection_info(&client_id(&segment)?).await?) };
+    done(result.await)
 }
 
 pub async fn disconnect(segment: String, hub: Hub) -> Response {
-    done(
-        client_id(&segment)
-            .and_then(|id| hub.disconnect(&id))
-            .and_then(|()| ok(&json!({ "disconnected": 1 }))),
-    )
+    let result = async {
+        hub.disconnect(&client_id(&segment)?).await?;
+        ok(&json!({ "disconnected": 1 }))
+    };
+    done(result.await)
 }
 
 pub async fn get_data(segment: String, hub: Hub) -> Response {
-    done(
-        client_id(&segment)
-            .and_then(|id| hub.connection(&id))
-            .and_then(|c| {
-                let data = c.state().data.clone();
-                ok(&json!({ "data": data }))
-            }),
-    )
+    let result = async { ok(&json!({ "data": hub.client_data(&client_id(&segment)?).await? })) };
+    done(result.await)
 }
 
 pub async fn put_data(segment: String, hub: Hub, body: Value) -> Response {
-    done(
-        client_id(&segment)
-            .and_then(|id| hub.connection(&id))
-            .and_then(|c| {
-                c.state().data = body.clone();
-                ok(&json!({ "data": body }))
-            }),
-    )
+    let result = async {
+        let data = hub.set_client_data(&client_id(&segment)?, body).await?;
+        ok(&json!({ "data": data }))
+    };
+    done(result.await)
 }
 
 pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> Response {
@@ -296,9 +293,7 @@ pub async fn delete_room(segment: String, hub: Hub) -> Response {
 pub async fn add_member(room: String, client: String, hub: Hub) -> Response {
     let result = async {
         let name = room_name(&room)?;
-        let conn = hub.authenticated_connection(&client_id(&client)?)?;
-        let joined = hub.join(&conn, &name, None).await?;
-        ok(&joined)
+        ok(&hub.add_member(&client_id(&client)?, &name).await?)
     };
     done(result.await)
 }
@@ -306,9 +301,9 @@ pub async fn add_member(room: String, client: String, hub: Hub) -> Response {
 pub async fn remove_member(room: String, client: String, hub: Hub) -> Response {
     let result = async {
         let name = room_name(&room)?;
-        let conn = hub.connection(&client_id(&client)?)?;
-        hub.remove_member(&conn, &name).await?;
-        ok(&json!({ "room": name, "clientId": conn.id() }))
+        let id = client_id(&client)?;
+        hub.remove_member(&id, &name).await?;
+        ok(&json!({ "room": name, "clientId": id }))
     };
     done(result.await)
 }

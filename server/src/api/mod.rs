@@ -7,7 +7,7 @@ mod dev;
 mod handlers;
 mod models;
 
-pub use dev::ADMIN_ROLE;
+pub use crate::model::ADMIN_ROLE;
 
 use std::convert::Infallible;
 

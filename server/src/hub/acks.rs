@@ -4,51 +4,23 @@
 //! connection's state) or on the timeout (the waiter removes itself). Nothing outlives
 //! the call.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use roomcast_protocol::{ClientId, ErrorCode};
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{ConnHandle, Hub, Outgoing};
+use super::Hub;
+use super::conn::ConnHandle;
+use super::local::{Local, Outgoing};
 use crate::ServerError;
-use crate::broker::Target;
-
-/// What the sender learns about one recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckOutcome {
-    /// The client acknowledged the message.
-    Success,
-    /// No `ack` within the timeout.
-    Timeout,
-    /// The client went away first (or could not be sent the message).
-    Disconnected,
-}
-
-impl Serialize for AckOutcome {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        match self {
-            Self::Success => map.serialize_entry("success", &true)?,
-            Self::Timeout => {
-                map.serialize_entry("success", &false)?;
-                map.serialize_entry("error", "timeout")?;
-            }
-            Self::Disconnected => {
-                map.serialize_entry("success", &false)?;
-                map.serialize_entry("error", "disconnected")?;
-            }
-        }
-        map.end()
-    }
-}
+use crate::broker::{AckRequest, AckResults, Delivery, Target};
+use crate::clock::now_ms;
+use crate::model::{AckOutcome, app_fields};
 
 /// Longest accepted ack timeout.
 pub const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -64,33 +36,38 @@ impl Hub {
         message: &Value,
         timeout: Option<Duration>,
     ) -> Result<AckOutcome, ServerError> {
-        let conn = self.authenticated_connection(id)?;
-        let mut results = self.deliver_with_ack(vec![conn], message, timeout).await?;
-        Ok(results.remove(id).unwrap_or(AckOutcome::Disconnected))
+        let mut results = self
+            .deliver_with_ack(Target::Client(id.clone()), message, timeout)
+            .await?;
+        results.remove(id).ok_or_else(|| {
+            ServerError::request(
+                ErrorCode::NotFound,
+                format!("no authenticated connection {id}"),
+            )
+        })
     }
 
     /// Publishes an application message to `target` and waits for every recipient's
-    /// `ack` (this node's recipients: cross-node acks come with the cluster broker).
+    /// `ack`, on every node.
     ///
     /// # Errors
-    /// `bad_request` for a bad message or timeout.
+    /// `bad_request` for a bad message or timeout; broker failures.
     pub async fn broadcast_with_ack(
         &self,
         target: &Target,
         message: &Value,
         timeout: Option<Duration>,
-    ) -> Result<BTreeMap<ClientId, AckOutcome>, ServerError> {
-        let mut recipients = Vec::new();
-        self.for_each_recipient(target, None, |conn| recipients.push(conn.clone()));
-        self.deliver_with_ack(recipients, message, timeout).await
+    ) -> Result<AckResults, ServerError> {
+        self.deliver_with_ack(target.clone(), message, timeout)
+            .await
     }
 
     async fn deliver_with_ack(
         &self,
-        recipients: Vec<Arc<ConnHandle>>,
+        target: Target,
         message: &Value,
         timeout: Option<Duration>,
-    ) -> Result<BTreeMap<ClientId, AckOutcome>, ServerError> {
+    ) -> Result<AckResults, ServerError> {
         let timeout = timeout.unwrap_or(self.config().ack_timeout);
         if timeout.is_zero() || timeout > MAX_ACK_TIMEOUT {
             return Err(ServerError::request(
@@ -101,58 +78,23 @@ impl Hub {
                 ),
             ));
         }
-        let mut fields = super::app_fields(message)?.clone();
-        let message_id = self.shared.ids.next().as_str().to_owned();
+        let mut fields = app_fields(message)?.clone();
+        // Unique across every node: the id is what an `ack` names.
+        let correlation = uuid::Uuid::new_v4().simple().to_string();
         fields.insert("_ack".into(), Value::Bool(true));
-        fields.insert("_messageId".into(), Value::String(message_id.clone()));
-        let outgoing = Outgoing::new(
-            Utf8Bytes::from(Value::Object(fields).to_string()),
-            self.config().compression_threshold,
-        );
-        let deadline = Instant::now() + timeout;
-        let waits = recipients.into_iter().map(|conn| {
-            let waiter = self.expect_ack(&conn, &message_id, &outgoing);
-            let message_id = message_id.clone();
-            async move {
-                let outcome = match waiter {
-                    None => AckOutcome::Disconnected,
-                    Some(rx) => match tokio::time::timeout_at(deadline, rx).await {
-                        Ok(Ok(())) => AckOutcome::Success,
-                        Ok(Err(_)) => AckOutcome::Disconnected,
-                        Err(_) => {
-                            conn.state().acks.remove(&message_id);
-                            AckOutcome::Timeout
-                        }
-                    },
-                };
-                (conn.id.clone(), outcome)
-            }
-        });
-        Ok(join_all(waits).await.into_iter().collect())
-    }
-
-    /// Registers the waiter, then queues the message; `None` when the connection is gone
-    /// or its queue refused the message.
-    fn expect_ack(
-        &self,
-        conn: &ConnHandle,
-        message_id: &str,
-        outgoing: &Outgoing,
-    ) -> Option<oneshot::Receiver<()>> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = conn.state();
-            if state.closed {
-                return None;
-            }
-            state.acks.insert(message_id.to_owned(), tx);
-        }
-        if self.send_outgoing(conn, outgoing) {
-            Some(rx)
-        } else {
-            conn.state().acks.remove(message_id);
-            None
-        }
+        fields.insert("_messageId".into(), Value::String(correlation.clone()));
+        let frame = Utf8Bytes::from(Value::Object(fields).to_string());
+        let deadline = now_ms() + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .broker
+            .publish_with_ack(
+                Delivery::new(target, frame),
+                AckRequest {
+                    correlation,
+                    deadline,
+                },
+            )
+            .await
     }
 
     /// A client's `ack`; returns whether a sender was waiting for it (a late or unknown
@@ -161,4 +103,64 @@ impl Hub {
         let waiter = conn.state().acks.remove(message_id);
         waiter.is_some_and(|tx| tx.send(()).is_ok())
     }
+}
+
+/// One recipient's pending acknowledgement.
+pub(crate) struct Wait {
+    conn: Arc<ConnHandle>,
+    correlation: String,
+    /// `None` when the message could not be queued.
+    rx: Option<oneshot::Receiver<()>>,
+}
+
+/// Registers the waiter, then queues the message.
+pub(crate) fn expect(
+    local: &Local,
+    conn: Arc<ConnHandle>,
+    correlation: &str,
+    outgoing: &Outgoing,
+) -> Wait {
+    let (tx, rx) = oneshot::channel();
+    let registered = {
+        let mut state = conn.state();
+        if state.closed {
+            false
+        } else {
+            state.acks.insert(correlation.to_owned(), tx);
+            true
+        }
+    };
+    let rx = if registered && local.send_outgoing(&conn, outgoing) {
+        Some(rx)
+    } else {
+        conn.state().acks.remove(correlation);
+        None
+    };
+    Wait {
+        conn,
+        correlation: correlation.to_owned(),
+        rx,
+    }
+}
+
+/// Waits for every recipient until `deadline` (wall clock, ms) at the latest.
+pub(crate) async fn collect(waits: Vec<Wait>, deadline: u64) -> AckResults {
+    // Measured once against the wall clock, then kept on tokio's clock, so paused-time
+    // tests and a clock step during the wait both behave.
+    let until = Instant::now() + Duration::from_millis(deadline.saturating_sub(now_ms()));
+    let waits = waits.into_iter().map(|wait| async move {
+        let outcome = match wait.rx {
+            None => AckOutcome::Disconnected,
+            Some(rx) => match tokio::time::timeout_at(until, rx).await {
+                Ok(Ok(())) => AckOutcome::Success,
+                Ok(Err(_)) => AckOutcome::Disconnected,
+                Err(_) => {
+                    wait.conn.state().acks.remove(&wait.correlation);
+                    AckOutcome::Timeout
+                }
+            },
+        };
+        (wait.conn.id.clone(), outcome)
+    });
+    join_all(waits).await.into_iter().collect()
 }

@@ -3,18 +3,31 @@
 //! `batch_window` after its first message, whichever comes first. The batch's async lock
 //! is held across the publish, so batches of a room leave in order; a failed publish puts
 //! the messages back in front and tries again after another window, dropping nothing.
+//! Timers are tracked background tasks; at shutdown every batch is flushed at once, so a
+//! message answered `batched: true` is never dropped.
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use roomcast_protocol::RoomName;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
-use super::{Hub, app_frame};
+use super::Hub;
 use crate::ServerError;
 use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
+use crate::model::app_frame;
+
+/// One room's batch behind the async lock its flushes take.
+type Slot = Arc<tokio::sync::Mutex<Batch>>;
+
+/// Every room's pending batch.
+#[derive(Debug, Default)]
+pub(crate) struct Batches {
+    rooms: DashMap<RoomName, Slot>,
+}
 
 /// A room's waiting messages.
 #[derive(Debug, Default)]
@@ -41,7 +54,13 @@ impl Hub {
     /// `bad_request` for a bad message.
     pub async fn batch(&self, room: &RoomName, message: &Value) -> Result<Batched, ServerError> {
         let frame = app_frame(message)?;
-        let slot = self.shared.batches.entry(room.clone()).or_default().clone();
+        let slot = self
+            .inner
+            .batches
+            .rooms
+            .entry(room.clone())
+            .or_default()
+            .clone();
         let mut batch = slot.lock().await;
         batch.messages.push(frame);
         if batch.messages.len() >= self.config().batch_max_messages {
@@ -54,13 +73,16 @@ impl Hub {
         })
     }
 
-    /// Flushes the batch after one window, unless it was flushed (and maybe refilled)
-    /// meanwhile.
-    fn arm(&self, room: RoomName, slot: Arc<tokio::sync::Mutex<Batch>>, generation: u64) {
+    /// Flushes the batch after one window (or at shutdown), unless it was flushed (and
+    /// maybe refilled) meanwhile.
+    fn arm(&self, room: RoomName, slot: Slot, generation: u64) {
         let hub = self.clone();
         let window = self.config().batch_window;
-        tokio::spawn(async move {
-            tokio::time::sleep(window).await;
+        self.spawn_background(async move {
+            tokio::select! {
+                () = tokio::time::sleep(window) => {}
+                () = hub.shutdown_token().cancelled() => {}
+            }
             let mut batch = slot.lock().await;
             if batch.generation == generation && !batch.messages.is_empty() {
                 hub.flush(&room, &mut batch).await;
@@ -68,7 +90,7 @@ impl Hub {
             let empty = batch.messages.is_empty();
             drop(batch);
             if empty {
-                hub.shared.batches.remove_if(&room, |_, current| {
+                hub.inner.batches.rooms.remove_if(&room, |_, current| {
                     Arc::ptr_eq(current, &slot)
                         && current.try_lock().is_ok_and(|b| b.messages.is_empty())
                 });
@@ -94,17 +116,30 @@ impl Hub {
             messages.len(),
             now_ms()
         ));
-        let delivery = Delivery {
-            target: Target::Room(room.clone()),
-            except: None,
-            frame: Utf8Bytes::from(text),
-        };
+        let delivery = Delivery::new(Target::Room(room.clone()), Utf8Bytes::from(text));
         if let Err(err) = self.publish(delivery).await {
             warn!(%room, count = messages.len(), cause = %err, "batch not published; retrying");
             let later = std::mem::replace(&mut batch.messages, messages);
             batch.messages.extend(later);
-            if let Some(slot) = self.shared.batches.get(room).map(|s| s.clone()) {
+            if let Some(slot) = self.inner.batches.rooms.get(room).map(|s| s.clone()) {
                 self.arm(room.clone(), slot, batch.generation);
+            }
+        }
+    }
+
+    /// Flushes every room's batch now (at shutdown).
+    pub(crate) async fn flush_batches(&self) {
+        let slots: Vec<(RoomName, Slot)> = self
+            .inner
+            .batches
+            .rooms
+            .iter()
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        for (room, slot) in slots {
+            let mut batch = slot.lock().await;
+            if !batch.messages.is_empty() {
+                self.flush(&room, &mut batch).await;
             }
         }
     }
@@ -119,7 +154,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::broker::{Broker, LocalDelivery};
+    use crate::broker::{
+        AckRequest, AckResults, Broker, Frame, LocalSide, NodeAnswer, NodeRequest, Reach,
+    };
     use crate::config::{Config, Settings};
 
     /// A broker whose first publish fails (the bus is down) and that records the rest.
@@ -129,39 +166,76 @@ mod tests {
         published: Mutex<Vec<String>>,
     }
 
+    fn unsupported<T: Send + 'static>() -> BoxFuture<'static, Result<T, ServerError>> {
+        Box::pin(std::future::ready(Err(ServerError::Broker(
+            "not used by this test".into(),
+        ))))
+    }
+
     impl Broker for FlakyBroker {
-        fn publish<'a>(
-            &'a self,
-            delivery: Delivery,
-            _local: &'a dyn LocalDelivery,
-        ) -> BoxFuture<'a, Result<usize, ServerError>> {
+        fn start(&self, _local: Arc<dyn LocalSide>) -> BoxFuture<'_, Result<(), ServerError>> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn publish(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>> {
             let mut calls = self.calls.lock().unwrap();
             *calls += 1;
-            let result = if *calls == 1 {
-                Err(ServerError::Broker("bus down".into()))
-            } else {
-                self.published
-                    .lock()
-                    .unwrap()
-                    .push(delivery.frame.as_str().to_owned());
-                Ok(0)
+            let result = match (&delivery.frame, *calls) {
+                (_, 1) => Err(ServerError::Broker("bus down".into())),
+                (Frame::Whole(frame), _) => {
+                    self.published
+                        .lock()
+                        .unwrap()
+                        .push(frame.as_str().to_owned());
+                    Ok(Reach::default())
+                }
+                (Frame::Topic(_), _) => Err(ServerError::Broker("no topics here".into())),
             };
             Box::pin(std::future::ready(result))
         }
+
+        fn publish_with_ack(
+            &self,
+            _delivery: Delivery,
+            _ack: AckRequest,
+        ) -> BoxFuture<'_, Result<AckResults, ServerError>> {
+            unsupported()
+        }
+
+        fn request(&self, _request: NodeRequest) -> BoxFuture<'_, Result<NodeAnswer, ServerError>> {
+            unsupported()
+        }
+    }
+
+    async fn hub_with(broker: Arc<FlakyBroker>, window_ms: u64) -> Hub {
+        let config = Config::from_settings(Settings {
+            dev: Some(true),
+            batch_max_messages: Some(2),
+            batch_window_ms: Some(window_ms),
+            ..Settings::default()
+        })
+        .unwrap();
+        let store = crate::store::open("sqlite::memory:").await.unwrap();
+        Hub::start(config, broker, store).await.unwrap()
+    }
+
+    fn order(batch: &str) -> Vec<Value> {
+        let batch: Value = serde_json::from_str(batch).unwrap();
+        batch["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["n"].clone())
+            .collect()
     }
 
     #[tokio::test]
     async fn a_batch_whose_publish_fails_is_kept_in_order_for_the_next_flush() {
-        let config = Config::from_settings(Settings {
-            dev: Some(true),
-            batch_max_messages: Some(2),
-            batch_window_ms: Some(20),
-            ..Settings::default()
-        })
-        .unwrap();
         let broker = Arc::new(FlakyBroker::default());
-        let store = crate::store::open("sqlite::memory:").await.unwrap();
-        let hub = Hub::new(config, broker.clone(), store);
+        let hub = hub_with(broker.clone(), 20).await;
+        // The store is open: from here on nothing waits on a thread, so time can be
+        // paused and the window is exact.
+        tokio::time::pause();
         let room = RoomName::new("ticker").unwrap();
         // The second message fills the batch; its publish fails, so both stay queued.
         hub.batch(&room, &json!({ "type": "tick", "n": 1 }))
@@ -182,15 +256,47 @@ mod tests {
         assert_eq!(published.len(), 1, "{published:?}");
         let batch: Value = serde_json::from_str(&published[0]).unwrap();
         assert_eq!(batch["count"], 3, "{batch}");
-        let order: Vec<&Value> = batch["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| &m["n"])
-            .collect();
-        assert_eq!(order, [&json!(1), &json!(2), &json!(3)]);
+        assert_eq!(order(&published[0]), [json!(1), json!(2), json!(3)]);
         // And nothing is left for the retry timer to send twice.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(broker.published.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_leaves_exactly_one_window_after_its_first_message() {
+        let broker = Arc::new(FlakyBroker::default());
+        // The first publish fails: use it up so the window's flush is the one we watch.
+        *broker.calls.lock().unwrap() = 1;
+        let hub = hub_with(broker.clone(), 100).await;
+        tokio::time::pause();
+        let room = RoomName::new("ticker").unwrap();
+        hub.batch(&room, &json!({ "type": "tick", "n": 1 }))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(99)).await;
+        assert!(broker.published.lock().unwrap().is_empty(), "early");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let published = broker.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1, "{published:?}");
+        assert_eq!(order(&published[0]), [json!(1)]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_a_pending_batch_at_once() {
+        let broker = Arc::new(FlakyBroker::default());
+        *broker.calls.lock().unwrap() = 1;
+        // A window far longer than the test may take.
+        let hub = hub_with(broker.clone(), 3_600_000).await;
+        let room = RoomName::new("ticker").unwrap();
+        hub.batch(&room, &json!({ "type": "tick", "n": 7 }))
+            .await
+            .unwrap();
+        hub.shutdown_token().cancel();
+        tokio::time::timeout(Duration::from_secs(5), hub.stop_background())
+            .await
+            .expect("background work ends at shutdown");
+        let published = broker.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1, "{published:?}");
+        assert_eq!(order(&published[0]), [json!(7)]);
     }
 }

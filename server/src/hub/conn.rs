@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use roomcast_protocol::{ClientId, CloseCode, RoomName, Timestamp, User};
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::model::ConnectionInfo;
 
 /// Mutable per-connection state shared with the hub and the HTTP API.
 #[derive(Debug, Default)]
@@ -151,34 +152,6 @@ impl ConnHandle {
             messages_out: self.messages_out.load(Ordering::Relaxed),
         }
     }
-}
-
-/// A connection as the HTTP API reports it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectionInfo {
-    /// Its id.
-    pub client_id: ClientId,
-    /// The user, once authenticated.
-    pub user: Option<User>,
-    /// Whether it has authenticated.
-    pub authenticated: bool,
-    /// Rooms it is in.
-    pub rooms: Vec<RoomName>,
-    /// Application data.
-    pub data: Value,
-    /// Peer address.
-    pub remote_addr: String,
-    /// When it connected (ms).
-    pub connected_at: Timestamp,
-    /// When its token expires (ms).
-    pub expires_at: Option<Timestamp>,
-    /// Whether it asked for `compress=gzip`.
-    pub compress: bool,
-    /// Frames received.
-    pub messages_in: u64,
-    /// Frames sent.
-    pub messages_out: u64,
 }
 
 /// Locks a mutex, recovering from poisoning: the data stays consistent because no code

@@ -1,11 +1,15 @@
-//! Private messages and notifications: stored first, then delivered; what a user could
-//! not receive waits in the store and is delivered, exactly once, right after its next
-//! `auth_ok`. The user's lock (see [`Hub::user_lock`]) orders each live delivery against
-//! that connect-time catch-up, so a message is never both pending and delivered.
+//! Messages addressed to users: private messages and notifications, stored first, then
+//! delivered; what a user could not receive waits in the store and is delivered, exactly
+//! once, right after its next `auth_ok`. The user's admission lock orders each live
+//! delivery against that connect-time catch-up, and whether the user is online is
+//! [`super::Presence`]'s answer (every node's), so a message is never both pending and
+//! delivered. Also the application's own messages (`/api/broadcast`, `/api/send`).
 
 use std::sync::Arc;
 
-use roomcast_protocol::{ErrorCode, MessageId, Priority, ServerMessage, Timestamp, User, UserId};
+use roomcast_protocol::{
+    ClientId, ErrorCode, MessageId, Priority, ServerMessage, Timestamp, User, UserId,
+};
 use serde_json::Value;
 use tracing::warn;
 
@@ -13,6 +17,7 @@ use super::{ConnHandle, Hub, frame};
 use crate::ServerError;
 use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
+use crate::model::{app_frame, check_content};
 use crate::store::{StoredGlobal, StoredNotification, StoredPrivate};
 
 /// Longest notification title, in bytes.
@@ -71,8 +76,36 @@ fn private_message(p: StoredPrivate) -> ServerMessage {
 }
 
 impl Hub {
-    fn is_online(&self, user: &UserId) -> bool {
-        self.shared.users.get(user).is_some_and(|l| !l.is_empty())
+    /// Publishes an application message (a JSON object with a string `type`) to `target`.
+    /// Returns how many connections of this node got it.
+    ///
+    /// # Errors
+    /// `bad_request` when `message` is not such an object; broker failures.
+    pub async fn broadcast(&self, target: Target, message: &Value) -> Result<usize, ServerError> {
+        let frame = app_frame(message)?;
+        Ok(self
+            .publish(Delivery::new(target, frame))
+            .await?
+            .connections)
+    }
+
+    /// Sends an application message to one authenticated connection, on any node.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown (or still authenticating, or closing) client,
+    /// `bad_request` for a bad message.
+    pub async fn send_to_client(&self, id: &ClientId, message: &Value) -> Result<(), ServerError> {
+        let frame = app_frame(message)?;
+        let reach = self
+            .publish(Delivery::new(Target::Client(id.clone()), frame))
+            .await?;
+        if reach.connections == 0 {
+            return Err(ServerError::request(
+                ErrorCode::NotFound,
+                format!("no authenticated connection {id}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Sends a private message from `conn`'s user to every connection of `target` and to
@@ -86,31 +119,33 @@ impl Hub {
         target: &UserId,
         content: Value,
     ) -> Result<PrivateSent, ServerError> {
-        self.check_content(&content)?;
+        check_content(&content, self.config().max_content_bytes)?;
         let from = conn.user().ok_or_else(|| {
             ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
         })?;
-        let _turn = self.user_lock(target).lock().await;
-        let delivered = self.is_online(target);
+        let _turn = self.inner.user_locks.lock(target).await;
+        let delivered = self.inner.presence.is_online(target).await?;
         let stored = StoredPrivate {
-            id: self.shared.ids.next(),
+            id: self.inner.ids.next(),
             to: target.clone(),
             from: (*from).clone(),
             message: content,
             timestamp: now_ms(),
         };
-        self.shared.store.append_private(&stored, delivered).await?;
+        self.inner.store.append_private(&stored, delivered).await?;
         let sent = PrivateSent {
             id: stored.id.clone(),
             target_user_id: target.clone(),
             delivered,
             timestamp: stored.timestamp,
         };
-        self.publish(Delivery {
-            target: Target::Users(vec![target.clone(), from.user_id.clone()]),
-            except: Some(conn.id.clone()),
-            frame: frame(&private_message(stored)),
-        })
+        self.publish(
+            Delivery::new(
+                Target::Users(vec![target.clone(), from.user_id.clone()]),
+                frame(&private_message(stored)),
+            )
+            .except(conn.id.clone()),
+        )
         .await?;
         Ok(sent)
     }
@@ -128,10 +163,10 @@ impl Hub {
         priority: Priority,
     ) -> Result<Notified, ServerError> {
         self.check_notification(&title, &content)?;
-        let _turn = self.user_lock(user).lock().await;
-        let delivered = self.is_online(user);
+        let _turn = self.inner.user_locks.lock(user).await;
+        let delivered = self.inner.presence.is_online(user).await?;
         let stored = StoredNotification {
-            id: self.shared.ids.next(),
+            id: self.inner.ids.next(),
             user_id: user.clone(),
             title,
             content,
@@ -139,18 +174,18 @@ impl Hub {
             read: false,
             timestamp: now_ms(),
         };
-        self.shared
+        self.inner
             .store
             .append_notification(&stored, delivered)
             .await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         let count = self
-            .publish(Delivery {
-                target: Target::User(user.clone()),
-                except: None,
-                frame: frame(&notification_message(stored)),
-            })
-            .await?;
+            .publish(Delivery::new(
+                Target::User(user.clone()),
+                frame(&notification_message(stored)),
+            ))
+            .await?
+            .connections;
         Ok(Notified {
             id,
             delivered: count,
@@ -170,12 +205,12 @@ impl Hub {
     ) -> Result<Notified, ServerError> {
         self.check_notification(&title, &content)?;
         let stored = StoredGlobal {
-            id: self.shared.ids.next(),
+            id: self.inner.ids.next(),
             title,
             content,
             timestamp: now_ms(),
         };
-        self.shared.store.append_global(&stored).await?;
+        self.inner.store.append_global(&stored).await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         let message = ServerMessage::GlobalNotification {
             id: stored.id,
@@ -184,12 +219,9 @@ impl Hub {
             timestamp: stored.timestamp,
         };
         let count = self
-            .publish(Delivery {
-                target: Target::All,
-                except: None,
-                frame: frame(&message),
-            })
-            .await?;
+            .publish(Delivery::new(Target::All, frame(&message)))
+            .await?
+            .connections;
         Ok(Notified {
             id,
             delivered: count,
@@ -228,7 +260,7 @@ impl Hub {
         let user = conn.user().ok_or_else(|| {
             ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
         })?;
-        if !self.shared.store.mark_read(&user.user_id, id).await? {
+        if !self.inner.store.mark_read(&user.user_id, id).await? {
             return Err(ServerError::request(
                 ErrorCode::NotFound,
                 format!("no notification {id}"),
@@ -238,11 +270,10 @@ impl Hub {
             notification_id: id.clone(),
             timestamp: now_ms(),
         };
-        self.publish(Delivery {
-            target: Target::User(user.user_id.clone()),
-            except: None,
-            frame: frame(&message),
-        })
+        self.publish(Delivery::new(
+            Target::User(user.user_id.clone()),
+            frame(&message),
+        ))
         .await?;
         Ok(())
     }
@@ -261,7 +292,7 @@ impl Hub {
             .unwrap_or(DEFAULT_NOTIFICATIONS)
             .clamp(1, MAX_NOTIFICATIONS);
         let items = self
-            .shared
+            .inner
             .store
             .notifications(user, unread_only, limit)
             .await?;
@@ -269,9 +300,9 @@ impl Hub {
     }
 
     /// Right after `auth_ok`: what waited for this user (private messages and
-    /// notifications), oldest first. The caller holds the user's lock.
-    pub(crate) async fn deliver_pending(&self, conn: &Arc<ConnHandle>, user: &User) {
-        let store = &self.shared.store;
+    /// notifications), oldest first; called during admission, under the user's lock.
+    pub(super) async fn deliver_pending(&self, conn: &Arc<ConnHandle>, user: &User) {
+        let store = &self.inner.store;
         let privates = store.take_pending_private(&user.user_id).await;
         let notifications = store.take_pending_notifications(&user.user_id).await;
         let mut pending: Vec<(MessageId, ServerMessage)> = Vec::new();

@@ -6,47 +6,17 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use roomcast_protocol::{ClientId, RoomName, Timestamp, User, UserId};
-use serde::{Deserialize, Serialize};
+use roomcast_protocol::{ClientId, ErrorCode, RoomName, ServerMessage, Timestamp, User, UserId};
+use serde::Serialize;
 
 use super::conn::ConnHandle;
-
-/// Options set when a room is created through the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomOptions {
-    /// Most connections at once; `room_full` past it.
-    #[serde(default)]
-    pub max_clients: Option<usize>,
-    /// Kept when empty.
-    #[serde(default)]
-    pub persistent: bool,
-    /// When not empty, only users with one of these roles may join.
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// Send `user_join` / `user_leave` (up to the presence limit).
-    #[serde(default = "yes")]
-    pub presence: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for RoomOptions {
-    fn default() -> Self {
-        Self {
-            max_clients: None,
-            persistent: false,
-            roles: Vec::new(),
-            presence: true,
-        }
-    }
-}
+use crate::ServerError;
+use crate::clock::now_ms;
+use crate::model::RoomOptions;
 
 /// A user present in a room, with how many of its connections are in it.
 #[derive(Debug)]
-pub(crate) struct Presence {
+pub(crate) struct Present {
     pub user: Arc<User>,
     pub connections: usize,
     /// Join order, so `user_list` can list the first members when it must truncate.
@@ -57,10 +27,10 @@ pub(crate) struct Presence {
 #[derive(Debug, Default)]
 pub(crate) struct Members {
     pub conns: HashMap<ClientId, Arc<ConnHandle>>,
-    pub users: HashMap<UserId, Presence>,
+    pub users: HashMap<UserId, Present>,
     /// Set when the room is removed from the hub; a joiner that finds it set retries.
     pub removed: bool,
-    /// The next [`Presence::seq`].
+    /// The next [`Present::seq`].
     pub next_seq: u64,
 }
 
@@ -68,7 +38,7 @@ impl Members {
     /// Up to `limit` users, in the order they joined. Truncating costs O(n) only in rooms
     /// over the limit, and never a frame per member.
     pub fn user_list(&self, limit: usize) -> Vec<User> {
-        let mut present: Vec<&Presence> = self.users.values().collect();
+        let mut present: Vec<&Present> = self.users.values().collect();
         if present.len() > limit {
             present.select_nth_unstable_by_key(limit, |p| p.seq);
             present.truncate(limit);
@@ -77,6 +47,28 @@ impl Members {
         present.into_iter().map(|p| (*p.user).clone()).collect()
     }
 }
+
+/// What [`Room::enter`] tells the joiner's caller.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entered {
+    /// This is the user's first connection in the room on this node.
+    pub first: bool,
+    /// ... and the room announces it (`presence` on, within the presence limit).
+    pub announce: bool,
+}
+
+/// What [`Room::exit`] tells the leaver's caller.
+#[derive(Debug)]
+pub(crate) struct Exited {
+    /// The user, when this was its last connection in the room on this node.
+    pub last: Option<Arc<User>>,
+    /// ... and the room announces it.
+    pub announce: bool,
+}
+
+/// The room was removed from the map while a joiner held it: look it up again.
+#[derive(Debug)]
+pub(crate) struct Removed;
 
 /// One room.
 #[derive(Debug)]
@@ -146,6 +138,126 @@ impl Room {
         self.members
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds `conn` (of `user`) under the room's write lock and hands the joiner's
+    /// `user_list` to `queue` before the lock is released, so the list precedes every
+    /// later message of the room. `already` is a re-join of a member: nothing is
+    /// checked or counted, the list is sent again.
+    ///
+    /// # Errors
+    /// The outer `Err` means the room was removed meanwhile (look it up again); the inner
+    /// one is `forbidden` (roles) or `room_full`.
+    pub(crate) fn enter(
+        &self,
+        conn: &Arc<ConnHandle>,
+        user: &Arc<User>,
+        already: bool,
+        presence_limit: usize,
+        queue: impl FnOnce(&ServerMessage),
+    ) -> Result<Result<Entered, ServerError>, Removed> {
+        let options = self.options();
+        let mut members = self.members_mut();
+        if members.removed {
+            return Err(Removed);
+        }
+        let mut first = false;
+        if !already {
+            if !options.admits(user) {
+                return Ok(Err(ServerError::request(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "room {} is restricted to roles {:?}",
+                        self.name, options.roles
+                    ),
+                )));
+            }
+            if options
+                .max_clients
+                .is_some_and(|max| members.conns.len() >= max)
+            {
+                return Ok(Err(ServerError::request(
+                    ErrorCode::RoomFull,
+                    format!("room {} is full", self.name),
+                )));
+            }
+            members.conns.insert(conn.id.clone(), conn.clone());
+            let seq = members.next_seq;
+            let present = members
+                .users
+                .entry(user.user_id.clone())
+                .or_insert_with(|| {
+                    first = true;
+                    Present {
+                        user: user.clone(),
+                        connections: 0,
+                        seq,
+                    }
+                });
+            present.connections += 1;
+            if first {
+                members.next_seq += 1;
+            }
+        }
+        queue(&ServerMessage::UserList {
+            room: self.name.clone(),
+            users: members.user_list(presence_limit),
+            count: members.users.len() as u64,
+            timestamp: now_ms(),
+        });
+        Ok(Ok(Entered {
+            first,
+            announce: first && options.presence && members.users.len() <= presence_limit,
+        }))
+    }
+
+    /// Removes `conn`; `None` when it was not a member. The answer's user is set when
+    /// this was its last connection here.
+    pub(crate) fn exit(&self, conn: &ConnHandle, presence_limit: usize) -> Option<Exited> {
+        let options = self.options();
+        let mut members = self.members_mut();
+        members.conns.remove(&conn.id)?;
+        let mut left = None;
+        if let Some(user) = conn.user()
+            && let Some(present) = members.users.get_mut(&user.user_id)
+        {
+            present.connections -= 1;
+            if present.connections == 0 {
+                left = members.users.remove(&user.user_id).map(|p| p.user);
+            }
+        }
+        let announce = left.is_some() && options.presence && members.users.len() < presence_limit;
+        Some(Exited {
+            last: left,
+            announce,
+        })
+    }
+
+    /// Marks the room removed if it has no member and was not created through the API;
+    /// returns whether it did (the caller then drops it from the map).
+    pub(crate) fn retire_if_empty(&self) -> bool {
+        if self.is_api_created() {
+            return false;
+        }
+        let mut members = self.members_mut();
+        members.removed = members.conns.is_empty();
+        members.removed
+    }
+
+    /// Calls `f` for each member connection. Holds the read lock: `f` must not block.
+    pub(crate) fn for_each_member(&self, f: impl FnMut(&Arc<ConnHandle>)) {
+        self.members().conns.values().for_each(f);
+    }
+
+    /// At most `limit` of the room's users in join order, and how many in all.
+    pub(crate) fn user_list(&self, limit: usize) -> (Vec<User>, u64) {
+        let members = self.members();
+        (members.user_list(limit), members.users.len() as u64)
+    }
+
+    /// The member connections.
+    pub(crate) fn member_conns(&self) -> Vec<Arc<ConnHandle>> {
+        self.members().conns.values().cloned().collect()
     }
 
     /// What `/api/rooms` shows.

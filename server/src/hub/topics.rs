@@ -6,14 +6,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use roomcast_protocol::{ErrorCode, UserId};
+use dashmap::DashMap;
+use roomcast_protocol::{ClientId, ErrorCode, UserId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
-use super::{ConnHandle, Hub, Outgoing};
+use super::Hub;
+use super::local::{Local, Outgoing};
 use crate::ServerError;
+use crate::broker::{Delivery, Frame, Reach, Target, TopicItems};
 use crate::clock::now_ms;
 
 /// Longest topic name, in bytes.
@@ -59,6 +62,127 @@ pub struct Published {
     pub delivered: usize,
 }
 
+/// The topic subscriptions of this node's connected users.
+#[derive(Debug, Default)]
+pub(crate) struct Topics {
+    /// user → topic → keys.
+    subs: DashMap<UserId, HashMap<String, Arc<HashSet<String>>>>,
+    /// topic → subscribed users.
+    topics: DashMap<String, HashSet<UserId>>,
+}
+
+impl Topics {
+    /// How many topics `user` would have with `topic` added.
+    fn count_with(&self, user: &UserId, topic: &str) -> usize {
+        self.subs
+            .get(user)
+            .map_or(1, |m| m.len() + usize::from(!m.contains_key(topic)))
+    }
+
+    fn index(&self, user: &UserId, topic: &str, keys: HashSet<String>) {
+        self.subs
+            .entry(user.clone())
+            .or_default()
+            .insert(topic.to_owned(), Arc::new(keys));
+        self.topics
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(user.clone());
+    }
+
+    fn unindex(&self, user: &UserId, topic: &str) {
+        if let Some(mut topics) = self.subs.get_mut(user) {
+            topics.remove(topic);
+        }
+        if let Some(mut users) = self.topics.get_mut(topic) {
+            users.remove(user);
+        }
+        self.topics.remove_if(topic, |_, users| users.is_empty());
+    }
+
+    fn is_loaded(&self, user: &UserId) -> bool {
+        self.subs.contains_key(user)
+    }
+
+    fn forget_user(&self, user: &UserId) {
+        if let Some((_, topics)) = self.subs.remove(user) {
+            for topic in topics.keys() {
+                if let Some(mut users) = self.topics.get_mut(topic) {
+                    users.remove(user);
+                }
+                self.topics.remove_if(topic, |_, users| users.is_empty());
+            }
+        }
+    }
+
+    /// The users subscribed to `topic` here.
+    pub(crate) fn subscribers(&self, topic: &str) -> Vec<UserId> {
+        self.topics
+            .get(topic)
+            .map(|users| users.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Delivers a topic publish to this node's subscribers: each gets the items its keys
+    /// select, as one frame shared by every subscriber with the same selection.
+    pub(crate) fn deliver(
+        &self,
+        items: &TopicItems,
+        except: Option<&ClientId>,
+        local: &Local,
+    ) -> Reach {
+        let mut frames: HashMap<Vec<usize>, Outgoing> = HashMap::new();
+        let mut reach = Reach::default();
+        for user in self.subscribers(&items.topic) {
+            let Some(wanted) = self
+                .subs
+                .get(&user)
+                .and_then(|topics| topics.get(&items.topic).cloned())
+            else {
+                continue;
+            };
+            let selection: Vec<usize> = items
+                .items
+                .iter()
+                .enumerate()
+                .filter(|(_, (key, _))| wanted.contains(key))
+                .map(|(i, _)| i)
+                .collect();
+            if selection.is_empty() {
+                continue;
+            }
+            let outgoing = frames.entry(selection).or_insert_with_key(|selection| {
+                Outgoing::new(topic_frame(items, selection), local.compression_threshold)
+            });
+            reach.users += 1;
+            local.registry.for_each_of_user(&user, |conn| {
+                if Some(&conn.id) != except && local.send_outgoing(conn, outgoing) {
+                    reach.connections += 1;
+                }
+            });
+        }
+        reach
+    }
+}
+
+/// `{"type":kind,"topic","data":[...the selected items...],"timestamp"}`, the items
+/// spliced in as the raw JSON they were published as.
+fn topic_frame(items: &TopicItems, selection: &[usize]) -> Utf8Bytes {
+    let mut text = format!(
+        "{{\"type\":{},\"topic\":{},\"data\":[",
+        serde_json::Value::from(items.kind.as_str()),
+        serde_json::Value::from(items.topic.as_str())
+    );
+    for (n, i) in selection.iter().enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push_str(&items.items[*i].1);
+    }
+    text.push_str(&format!("],\"timestamp\":{}}}", items.timestamp));
+    Utf8Bytes::from(text)
+}
+
 impl Hub {
     /// Sets the keys `conn`'s user receives on `topic`, for all its connections, now and
     /// after reconnects. Returns the stored keys (deduplicated, sorted).
@@ -68,7 +192,7 @@ impl Hub {
     /// failures.
     pub async fn subscribe(
         &self,
-        conn: &ConnHandle,
+        conn: &super::ConnHandle,
         topic: &str,
         keys: Vec<String>,
     ) -> Result<Vec<String>, ServerError> {
@@ -93,23 +217,20 @@ impl Hub {
         let mut keys = keys;
         keys.sort();
         keys.dedup();
-        let _turn = self.user_lock(&user.user_id).lock().await;
-        let count = self
-            .shared
-            .subs
-            .get(&user.user_id)
-            .map_or(0, |m| m.len() + usize::from(!m.contains_key(topic)));
-        if count > MAX_TOPICS_PER_USER {
+        let _turn = self.inner.user_locks.lock(&user.user_id).await;
+        if self.inner.topics.count_with(&user.user_id, topic) > MAX_TOPICS_PER_USER {
             return Err(ServerError::request(
                 ErrorCode::LimitExceeded,
                 format!("a user may subscribe to at most {MAX_TOPICS_PER_USER} topics"),
             ));
         }
-        self.shared
+        self.inner
             .store
             .set_subscription(&user.user_id, topic, &keys)
             .await?;
-        self.index(&user.user_id, topic, keys.iter().cloned().collect());
+        self.inner
+            .topics
+            .index(&user.user_id, topic, keys.iter().cloned().collect());
         Ok(keys)
     }
 
@@ -117,57 +238,37 @@ impl Hub {
     ///
     /// # Errors
     /// `bad_request` for a bad topic, store failures.
-    pub async fn unsubscribe(&self, conn: &ConnHandle, topic: &str) -> Result<bool, ServerError> {
+    pub async fn unsubscribe(
+        &self,
+        conn: &super::ConnHandle,
+        topic: &str,
+    ) -> Result<bool, ServerError> {
         check_topic(topic)?;
         let user = conn.user().ok_or_else(|| {
             ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
         })?;
-        let _turn = self.user_lock(&user.user_id).lock().await;
+        let _turn = self.inner.user_locks.lock(&user.user_id).await;
         let removed = self
-            .shared
+            .inner
             .store
             .remove_subscription(&user.user_id, topic)
             .await?;
-        if let Some(mut topics) = self.shared.subs.get_mut(&user.user_id) {
-            topics.remove(topic);
-        }
-        self.unindex(&user.user_id, topic);
+        self.inner.topics.unindex(&user.user_id, topic);
         Ok(removed)
     }
 
-    fn index(&self, user: &UserId, topic: &str, keys: HashSet<String>) {
-        self.shared
-            .subs
-            .entry(user.clone())
-            .or_default()
-            .insert(topic.to_owned(), Arc::new(keys));
-        self.shared
-            .topics
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(user.clone());
-    }
-
-    fn unindex(&self, user: &UserId, topic: &str) {
-        if let Some(mut users) = self.shared.topics.get_mut(topic) {
-            users.remove(user);
-        }
-        self.shared
-            .topics
-            .remove_if(topic, |_, users| users.is_empty());
-    }
-
-    /// Loads a user's stored subscriptions when its first connection arrives. The caller
-    /// holds the user's lock.
-    pub(crate) async fn load_subscriptions(&self, user: &UserId) {
-        if self.shared.subs.contains_key(user) {
+    /// Loads a user's stored subscriptions when its first connection arrives; called
+    /// during admission, under the user's lock.
+    pub(super) async fn load_subscriptions(&self, user: &UserId) {
+        let topics = &self.inner.topics;
+        if topics.is_loaded(user) {
             return;
         }
-        match self.shared.store.subscriptions(user).await {
+        match self.inner.store.subscriptions(user).await {
             Ok(list) => {
-                self.shared.subs.insert(user.clone(), HashMap::new());
+                topics.subs.insert(user.clone(), HashMap::new());
                 for (topic, keys) in list {
-                    self.index(user, &topic, keys.into_iter().collect());
+                    topics.index(user, &topic, keys.into_iter().collect());
                 }
             }
             Err(err) => warn!(%user, cause = %err, "subscriptions not loaded"),
@@ -175,22 +276,20 @@ impl Hub {
     }
 
     /// Forgets a user's subscriptions when its last connection is gone (they stay
-    /// stored). The caller holds the user's lock.
-    pub(crate) fn unload_subscriptions(&self, user: &UserId) {
-        if let Some((_, topics)) = self.shared.subs.remove(user) {
-            for topic in topics.keys() {
-                self.unindex(user, topic);
-            }
-        }
+    /// stored); called under the user's lock.
+    pub(super) fn unload_subscriptions(&self, user: &UserId) {
+        self.inner.topics.forget_user(user);
     }
 
     /// Publishes `items` (JSON objects with a string `key`) to the subscribers of
-    /// `topic`: each gets one `{"type":kind,"topic","data":[...],"timestamp"}` with the
-    /// items whose key it subscribed to, or nothing when none match.
+    /// `topic` on every node: each gets one `{"type":kind,"topic","data":[...],
+    /// "timestamp"}` with the items whose key it subscribed to, or nothing when none
+    /// match.
     ///
     /// # Errors
-    /// `bad_request` for a bad topic or type, or an item without a string `key`.
-    pub fn publish_topic(
+    /// `bad_request` for a bad topic or type, or an item without a string `key`; broker
+    /// failures.
+    pub async fn publish_topic(
         &self,
         topic: &str,
         kind: &str,
@@ -200,7 +299,7 @@ impl Hub {
         if kind.is_empty() {
             return Err(bad("`type` must not be empty"));
         }
-        let keys = items
+        let items = items
             .iter()
             .enumerate()
             .map(|(i, item)| {
@@ -208,69 +307,24 @@ impl Hub {
                 Some(item.get())
                     .filter(|raw| raw.starts_with('{'))
                     .and_then(|raw| serde_json::from_str::<Keyed<'_>>(raw).ok())
-                    .map(|k| k.key)
+                    .map(|k| (k.key.into_owned(), item.get().to_owned()))
                     .ok_or_else(|| bad(format!("items[{i}] must be an object with a string `key`")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let subscribers: Vec<UserId> = match self.shared.topics.get(topic) {
-            Some(users) => users.iter().cloned().collect(),
-            None => {
-                return Ok(Published {
-                    users: 0,
-                    delivered: 0,
-                });
-            }
+        let delivery = Delivery {
+            target: Target::Topic(topic.to_owned()),
+            except: None,
+            frame: Frame::Topic(TopicItems {
+                kind: kind.to_owned(),
+                topic: topic.to_owned(),
+                items,
+                timestamp: now_ms(),
+            }),
         };
-        let head = format!(
-            "{{\"type\":{},\"topic\":{},\"data\":[",
-            serde_json::Value::from(kind),
-            serde_json::Value::from(topic)
-        );
-        let timestamp = now_ms();
-        let mut frames: HashMap<Vec<usize>, Outgoing> = HashMap::new();
-        let mut published = Published {
-            users: 0,
-            delivered: 0,
-        };
-        let threshold = self.config().compression_threshold;
-        for user in subscribers {
-            let Some(wanted) = self
-                .shared
-                .subs
-                .get(&user)
-                .and_then(|topics| topics.get(topic).cloned())
-            else {
-                continue;
-            };
-            let selection: Vec<usize> = keys
-                .iter()
-                .enumerate()
-                .filter(|(_, key)| wanted.contains(key.as_ref()))
-                .map(|(i, _)| i)
-                .collect();
-            if selection.is_empty() {
-                continue;
-            }
-            let outgoing = frames.entry(selection).or_insert_with_key(|selection| {
-                let mut text = head.clone();
-                for (n, i) in selection.iter().enumerate() {
-                    if n > 0 {
-                        text.push(',');
-                    }
-                    text.push_str(items[*i].get());
-                }
-                text.push_str(&format!("],\"timestamp\":{timestamp}}}"));
-                Outgoing::new(Utf8Bytes::from(text), threshold)
-            });
-            published.users += 1;
-            if let Some(list) = self.shared.users.get(&user) {
-                for conn in list.iter() {
-                    if self.send_outgoing(conn, outgoing) {
-                        published.delivered += 1;
-                    }
-                }
-            }
-        }
-        Ok(published)
+        let reach = self.inner.broker.publish(delivery).await?;
+        Ok(Published {
+            users: reach.users,
+            delivered: reach.connections,
+        })
     }
 }

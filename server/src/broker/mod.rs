@@ -1,0 +1,215 @@
+//! The fan-out seam. Every delivery of every kind, and every operation on a connection
+//! that may live on another node, goes through the [`Broker`]: nothing else reaches a
+//! connection. A broker is built once and [started](Broker::start) with this node's
+//! [`LocalSide`], the part of the hub that resolves a target to local connections and
+//! answers [`NodeRequest`]s. The default [`LocalBroker`] is a single node: publishing is
+//! delivering locally. A cluster broker publishes to its bus and hands what its own
+//! subscriber task receives to the same local side; it holds the local side, never the
+//! hub, so there is no reference cycle to break at shutdown.
+//!
+//! Everything that crosses the seam is plain data a bus can carry: targets, client ids,
+//! and frames as the bytes they were serialized to once ([`Delivery`]).
+
+mod local;
+
+use std::collections::BTreeMap;
+
+use futures_util::future::BoxFuture;
+use roomcast_protocol::{ClientId, RoomName, Timestamp, UserId};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+pub use self::local::LocalBroker;
+use crate::ServerError;
+use crate::model::{AckOutcome, ConnectionInfo, Joined};
+
+/// Who a delivery is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every authenticated connection.
+    All,
+    /// Members of a room.
+    Room(RoomName),
+    /// Members of any of these rooms, each connection once.
+    Rooms(Vec<RoomName>),
+    /// One authenticated connection.
+    Client(ClientId),
+    /// Every connection of a user.
+    User(UserId),
+    /// Every connection of any of these users, each once.
+    Users(Vec<UserId>),
+    /// Every connection whose user has this role.
+    Role(String),
+    /// Every connection of the users subscribed to this topic; with a
+    /// [`Frame::Topic`], each gets only the items its keys select.
+    Topic(String),
+}
+
+/// What the recipients of a delivery get.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// The same JSON text for every recipient, never re-serialized per connection.
+    Whole(Utf8Bytes),
+    /// Topic items, filtered per subscriber on the receiving node; subscribers with the
+    /// same selection share one frame.
+    Topic(TopicItems),
+}
+
+/// A topic publish as it crosses the seam: the items stay the raw JSON they arrived as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicItems {
+    /// The message `type` subscribers get.
+    pub kind: String,
+    /// The topic.
+    pub topic: String,
+    /// Each item's `key` and its raw JSON object.
+    pub items: Vec<(String, String)>,
+    /// When it was published (ms).
+    pub timestamp: Timestamp,
+}
+
+/// One message for a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The recipients.
+    pub target: Target,
+    /// A connection to skip (e.g. the one a `user_join` is about).
+    pub except: Option<ClientId>,
+    /// The message.
+    pub frame: Frame,
+}
+
+impl Delivery {
+    /// A delivery of one ready frame.
+    pub fn new(target: Target, frame: Utf8Bytes) -> Self {
+        Self {
+            target,
+            except: None,
+            frame: Frame::Whole(frame),
+        }
+    }
+
+    /// The same delivery, skipping `client`.
+    #[must_use]
+    pub fn except(mut self, client: ClientId) -> Self {
+        self.except = Some(client);
+        self
+    }
+}
+
+/// The acknowledgement half of an acknowledged delivery: its frame carries
+/// `"_ack":true,"_messageId":<correlation>`, and every recipient's outcome is known by
+/// `deadline` (wall clock, ms), on whichever node it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckRequest {
+    /// The `_messageId`: unique across the cluster.
+    pub correlation: String,
+    /// When waiting ends (ms since the epoch).
+    pub deadline: Timestamp,
+}
+
+/// How many a delivery reached on this node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Connections that got the frame.
+    pub connections: usize,
+    /// For topics: subscribed users with at least one selected item.
+    pub users: usize,
+}
+
+/// Per-client outcomes of an acknowledged delivery.
+pub type AckResults = BTreeMap<ClientId, AckOutcome>;
+
+/// An operation on connections that only the node holding them can perform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeRequest {
+    /// Every connection (only authenticated ones when `active_only`).
+    List {
+        /// Skip connections still authenticating.
+        active_only: bool,
+    },
+    /// One connection's info.
+    Info(ClientId),
+    /// Close one connection with 4000.
+    Disconnect(ClientId),
+    /// Close every connection with 4000.
+    DisconnectAll,
+    /// A connection's application data.
+    GetData(ClientId),
+    /// Replace a connection's application data.
+    SetData(ClientId, Value),
+    /// Join a connection to a room on the application's behalf.
+    AddMember(ClientId, RoomName),
+    /// Remove a connection from a room on the application's behalf.
+    RemoveMember(ClientId, RoomName),
+    /// Remove every member of a room (it is being deleted).
+    ClearRoom(RoomName),
+}
+
+/// The answer to a [`NodeRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeAnswer {
+    /// For [`NodeRequest::List`].
+    Connections(Vec<ConnectionInfo>),
+    /// For [`NodeRequest::Info`].
+    Connection(Box<ConnectionInfo>),
+    /// How many connections the request acted on.
+    Count(usize),
+    /// For the data requests: the data now attached.
+    Data(Value),
+    /// For [`NodeRequest::AddMember`].
+    Joined(Joined),
+    /// For [`NodeRequest::RemoveMember`].
+    Removed,
+}
+
+/// A future of the local side.
+pub type LocalFuture<T> = BoxFuture<'static, T>;
+
+/// This node's connections, as a broker sees them. Implemented by the hub's local side.
+pub trait LocalSide: Send + Sync + 'static {
+    /// Hands `delivery` to each local recipient's send queue, without waiting.
+    fn deliver(&self, delivery: &Delivery) -> Reach;
+
+    /// Delivers an acknowledged message to the local recipients and resolves, by the
+    /// deadline at the latest, with each one's outcome.
+    fn deliver_with_ack(&self, delivery: &Delivery, ack: &AckRequest) -> LocalFuture<AckResults>;
+
+    /// Performs `request` on this node's connections.
+    fn handle(&self, request: NodeRequest) -> LocalFuture<Result<NodeAnswer, ServerError>>;
+}
+
+/// Fans deliveries out to every node, and routes connection operations to their node.
+pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
+    /// Connects the broker to this node's connections; called once, before anything is
+    /// published.
+    ///
+    /// # Errors
+    /// [`ServerError::Broker`] when the bus is unreachable or the broker was started.
+    fn start(&self, local: Arc<dyn LocalSide>) -> BoxFuture<'_, Result<(), ServerError>>;
+
+    /// Publishes `delivery` to every node. Resolves to this node's reach.
+    ///
+    /// # Errors
+    /// [`ServerError::Broker`] when the bus is unreachable or the broker not started.
+    fn publish(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>>;
+
+    /// Publishes an acknowledged delivery and collects every recipient's outcome, on
+    /// every node, by the deadline.
+    ///
+    /// # Errors
+    /// As [`Self::publish`].
+    fn publish_with_ack(
+        &self,
+        delivery: Delivery,
+        ack: AckRequest,
+    ) -> BoxFuture<'_, Result<AckResults, ServerError>>;
+
+    /// Performs `request` on the node(s) holding the connections it names and merges the
+    /// answers (a list spans every node).
+    ///
+    /// # Errors
+    /// What the owning node answers (`not_found`, ...), or [`ServerError::Broker`].
+    fn request(&self, request: NodeRequest) -> BoxFuture<'_, Result<NodeAnswer, ServerError>>;
+}

@@ -1,0 +1,227 @@
+//! What the HTTP API does to connections: list them, look one up, disconnect, read and
+//! replace their data, seat them in rooms. Every operation is a [`NodeRequest`] through
+//! the broker, answered by the node that holds the connection ([`Hub::answer`]); the API
+//! never touches a connection's state itself. Also the server's counters.
+
+use std::sync::Arc;
+
+use roomcast_protocol::{ClientId, CloseCode, ErrorCode, RoomName};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{ConnHandle, Hub};
+use crate::ServerError;
+use crate::broker::{NodeAnswer, NodeRequest};
+use crate::metrics::Metrics;
+use crate::model::{ConnectionInfo, Joined};
+
+/// A broker answer of the wrong kind: a bug in a broker, reported instead of a panic.
+pub(super) fn unexpected(answer: &NodeAnswer) -> ServerError {
+    ServerError::Broker(format!("unexpected answer {answer:?}"))
+}
+
+fn not_found(id: &ClientId) -> ServerError {
+    ServerError::request(ErrorCode::NotFound, format!("no connection {id}"))
+}
+
+/// Server counters as JSON.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Open connections.
+    pub connections: usize,
+    /// Authenticated connections.
+    pub authenticated: usize,
+    /// Distinct connected users.
+    pub users: usize,
+    /// Rooms.
+    pub rooms: usize,
+    /// Frames received.
+    pub messages_in: u64,
+    /// Frames sent.
+    pub messages_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Messages dropped on full queues.
+    pub queue_drops: u64,
+    /// Time since start.
+    pub uptime_ms: u64,
+}
+
+impl Hub {
+    async fn request(&self, request: NodeRequest) -> Result<NodeAnswer, ServerError> {
+        self.inner.broker.request(request).await
+    }
+
+    /// Every connection (or only authenticated ones), oldest first.
+    ///
+    /// # Errors
+    /// Broker failures.
+    pub async fn connections(&self, active_only: bool) -> Result<Vec<ConnectionInfo>, ServerError> {
+        match self.request(NodeRequest::List { active_only }).await? {
+            NodeAnswer::Connections(mut list) => {
+                list.sort_by(|a, b| {
+                    a.connected_at
+                        .cmp(&b.connected_at)
+                        .then_with(|| a.client_id.cmp(&b.client_id))
+                });
+                Ok(list)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One connection's info.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn connection_info(&self, id: &ClientId) -> Result<ConnectionInfo, ServerError> {
+        match self.request(NodeRequest::Info(id.clone())).await? {
+            NodeAnswer::Connection(info) => Ok(*info),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Closes one connection with 4000.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn disconnect(&self, id: &ClientId) -> Result<(), ServerError> {
+        self.request(NodeRequest::Disconnect(id.clone())).await?;
+        Ok(())
+    }
+
+    /// Closes every connection with 4000; returns how many.
+    ///
+    /// # Errors
+    /// Broker failures.
+    pub async fn disconnect_all(&self) -> Result<usize, ServerError> {
+        match self.request(NodeRequest::DisconnectAll).await? {
+            NodeAnswer::Count(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A connection's application data (`null` until set).
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn client_data(&self, id: &ClientId) -> Result<Value, ServerError> {
+        match self.request(NodeRequest::GetData(id.clone())).await? {
+            NodeAnswer::Data(data) => Ok(data),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Replaces a connection's application data.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn set_client_data(&self, id: &ClientId, data: Value) -> Result<Value, ServerError> {
+        match self.request(NodeRequest::SetData(id.clone(), data)).await? {
+            NodeAnswer::Data(data) => Ok(data),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Joins an authenticated connection to a room on the application's behalf.
+    ///
+    /// # Errors
+    /// `not_found`, and what a join fails with.
+    pub async fn add_member(&self, id: &ClientId, room: &RoomName) -> Result<Joined, ServerError> {
+        match self
+            .request(NodeRequest::AddMember(id.clone(), room.clone()))
+            .await?
+        {
+            NodeAnswer::Joined(joined) => Ok(joined),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes a connection from a room on the application's behalf; it gets a
+    /// `user_leave` about itself.
+    ///
+    /// # Errors
+    /// `not_found`, `not_member`.
+    pub async fn remove_member(&self, id: &ClientId, room: &RoomName) -> Result<(), ServerError> {
+        self.request(NodeRequest::RemoveMember(id.clone(), room.clone()))
+            .await?;
+        Ok(())
+    }
+
+    /// Performs `request` on this node's connections: what the broker's local side
+    /// calls.
+    pub(super) async fn answer(&self, request: NodeRequest) -> Result<NodeAnswer, ServerError> {
+        let registry = &self.inner.registry;
+        let conn = |id: &ClientId| registry.get(id).ok_or_else(|| not_found(id));
+        Ok(match request {
+            NodeRequest::List { active_only } => NodeAnswer::Connections(
+                registry
+                    .all()
+                    .iter()
+                    .map(|c| c.info())
+                    .filter(|info| !active_only || info.authenticated)
+                    .collect(),
+            ),
+            NodeRequest::Info(id) => NodeAnswer::Connection(Box::new(conn(&id)?.info())),
+            NodeRequest::Disconnect(id) => {
+                conn(&id)?.close(CloseCode::Disconnected);
+                NodeAnswer::Count(1)
+            }
+            NodeRequest::DisconnectAll => {
+                let all = registry.all();
+                for conn in &all {
+                    conn.close(CloseCode::Disconnected);
+                }
+                NodeAnswer::Count(all.len())
+            }
+            NodeRequest::GetData(id) => NodeAnswer::Data(conn(&id)?.state().data.clone()),
+            NodeRequest::SetData(id, data) => {
+                conn(&id)?.state().data = data.clone();
+                NodeAnswer::Data(data)
+            }
+            NodeRequest::AddMember(id, room) => {
+                let conn = self.authenticated(&id)?;
+                NodeAnswer::Joined(self.join(&conn, &room, None).await?)
+            }
+            NodeRequest::RemoveMember(id, room) => {
+                let conn = conn(&id)?;
+                self.remove_local_member(&conn, &room).await?;
+                NodeAnswer::Removed
+            }
+            NodeRequest::ClearRoom(room) => NodeAnswer::Count(self.clear_local_room(&room).await),
+        })
+    }
+
+    /// A local connection that has said who it is: the API does not seat one that has
+    /// not.
+    fn authenticated(&self, id: &ClientId) -> Result<Arc<ConnHandle>, ServerError> {
+        let conn = self.inner.registry.get(id).ok_or_else(|| not_found(id))?;
+        if conn.user().is_none() {
+            return Err(ServerError::request(
+                ErrorCode::NotFound,
+                format!("connection {id} has not authenticated"),
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// Counters for `/api/stats`.
+    pub fn stats(&self) -> Stats {
+        let m = &self.inner.metrics;
+        Stats {
+            connections: self.inner.registry.connection_count(),
+            authenticated: usize::try_from(m.authenticated.get()).unwrap_or(0),
+            users: self.inner.registry.user_count(),
+            rooms: self.inner.rooms.count(),
+            messages_in: Metrics::read(&m.messages_in),
+            messages_out: Metrics::read(&m.messages_out),
+            bytes_in: Metrics::read(&m.bytes_in),
+            bytes_out: Metrics::read(&m.bytes_out),
+            queue_drops: Metrics::read(&m.queue_drops),
+            uptime_ms: u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Room chat: a member's message is stored first (the store assigns its id), then
+//! published to the room; history and the replay of a `join` with `since` read the
+//! store. A room's sequencer orders the two paths, so a joiner meets live traffic with
+//! nothing missing or doubled.
+
+use roomcast_protocol::{ErrorCode, MessageId, RoomName, ServerMessage, Timestamp};
+use serde_json::Value;
+use tracing::warn;
+
+use super::{ConnHandle, Hub, frame};
+use crate::ServerError;
+use crate::broker::{Delivery, Target};
+use crate::clock::now_ms;
+use crate::model::check_content;
+use crate::store::StoredChat;
+
+/// `history` answers this many messages unless asked otherwise.
+const DEFAULT_HISTORY: u32 = 50;
+/// `history` answers at most this many messages.
+const MAX_HISTORY: u32 = 500;
+
+/// A stored chat as the `chat` message members receive.
+fn chat_message(chat: StoredChat) -> ServerMessage {
+    ServerMessage::Chat {
+        id: chat.id,
+        room: chat.room,
+        from: chat.from,
+        message: chat.message,
+        timestamp: chat.timestamp,
+    }
+}
+
+impl Hub {
+    /// Accepts a chat message from a member and delivers it to every member, the sender
+    /// included.
+    ///
+    /// # Errors
+    /// `too_large` when `content` is over the limit, `not_member` when the sender is not
+    /// in the room; store and broker failures.
+    pub async fn chat(
+        &self,
+        conn: &ConnHandle,
+        room: &RoomName,
+        content: Value,
+    ) -> Result<(MessageId, Timestamp), ServerError> {
+        check_content(&content, self.config().max_content_bytes)?;
+        let not_member = || {
+            ServerError::request(
+                ErrorCode::NotMember,
+                format!("join room {room} before chatting in it"),
+            )
+        };
+        let user = {
+            let state = conn.state();
+            if !state.rooms.contains(room) {
+                return Err(not_member());
+            }
+            state.user.clone().ok_or_else(|| {
+                ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+            })?
+        };
+        let state = self.inner.rooms.get(room).ok_or_else(not_member)?;
+        // One chat at a time per room on this node: storage and delivery happen in the
+        // same order, which is what lets `join` with `since` meet live traffic without a
+        // gap.
+        let _turn = state.sequencer.lock().await;
+        let stored = StoredChat {
+            id: self.inner.ids.next(),
+            room: room.clone(),
+            from: (*user).clone(),
+            message: content,
+            timestamp: now_ms(),
+        };
+        // Persist before deliver: nobody sees a message the history could lose.
+        self.inner.store.append_chat(&stored).await?;
+        let (id, timestamp) = (stored.id.clone(), stored.timestamp);
+        self.publish(Delivery::new(
+            Target::Room(room.clone()),
+            frame(&chat_message(stored)),
+        ))
+        .await?;
+        Ok((id, timestamp))
+    }
+
+    /// Stored chat of a room: the newest `limit` (default 50, at most 500) strictly older
+    /// than `before`, oldest first, as `chat` messages.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn history(
+        &self,
+        room: &RoomName,
+        limit: Option<u32>,
+        before: Option<&MessageId>,
+    ) -> Result<Vec<ServerMessage>, ServerError> {
+        let limit = limit.unwrap_or(DEFAULT_HISTORY).clamp(1, MAX_HISTORY);
+        let items = self.inner.store.chat_history(room, limit, before).await?;
+        Ok(items.into_iter().map(chat_message).collect())
+    }
+
+    /// Queues the stored chat of `room` newer than `since` (at most the replay limit, the
+    /// newest ones). Returns how many and whether that was everything.
+    pub(super) async fn replay(
+        &self,
+        conn: &ConnHandle,
+        room: &RoomName,
+        since: &MessageId,
+    ) -> (usize, bool) {
+        let limit = self.config().replay_limit;
+        match self
+            .inner
+            .store
+            .chat_since(room, since, limit.saturating_add(1))
+            .await
+        {
+            Ok(mut items) => {
+                let complete = items.len() <= limit as usize;
+                if !complete {
+                    items.remove(0);
+                }
+                let count = items.len();
+                for chat in items {
+                    self.send(conn, &chat_message(chat));
+                }
+                (count, complete)
+            }
+            Err(err) => {
+                warn!(%room, cause = %err, "history replay failed");
+                (0, false)
+            }
+        }
+    }
+}

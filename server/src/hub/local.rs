@@ -1,0 +1,228 @@
+//! [`Local`]: this node's side of the fan-out seam, what the broker is started with. It
+//! resolves a [`Target`] to this node's connections and queues the frame for each
+//! (compressed at most once, see [`Outgoing`]), waits for the acknowledgements of
+//! acknowledged deliveries, and performs [`NodeRequest`]s on its connections. It holds
+//! the registry, rooms and topics it reads, and only a weak handle on the hub for the
+//! requests that act like a client (joining a room): the broker that holds it never
+//! keeps the hub alive.
+
+use std::cell::OnceCell;
+use std::sync::{Arc, Weak};
+
+use roomcast_protocol::{ClientId, ServerMessage};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tracing::warn;
+
+use super::conn::{ConnHandle, SendError};
+use super::registry::Registry;
+use super::rooms::Rooms;
+use super::topics::Topics;
+use super::{Hub, Inner, acks, frame};
+use crate::ServerError;
+use crate::broker::{
+    AckRequest, AckResults, Delivery, Frame, LocalFuture, LocalSide, NodeAnswer, NodeRequest,
+    Reach, Target,
+};
+use crate::clock::now_ms;
+use crate::metrics::Metrics;
+
+/// This node's connections as the broker reaches them.
+pub(crate) struct Local {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) rooms: Arc<Rooms>,
+    pub(crate) topics: Arc<Topics>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) compression_threshold: usize,
+    pub(crate) hub: Weak<Inner>,
+}
+
+impl Local {
+    /// Calls `f` once for each local authenticated connection `target` names, but
+    /// `except`. Holds map and room read locks while it runs: `f` must not block.
+    /// Topic targets are resolved by [`Topics`], per subscriber.
+    pub(crate) fn for_each_recipient(
+        &self,
+        target: &Target,
+        except: Option<&ClientId>,
+        mut f: impl FnMut(&Arc<ConnHandle>),
+    ) {
+        let mut send = |conn: &Arc<ConnHandle>| {
+            if Some(&conn.id) != except {
+                f(conn);
+            }
+        };
+        match target {
+            Target::All => self.registry.for_each_authenticated(&mut send),
+            Target::Room(name) => self
+                .rooms
+                .for_each_member_of(std::slice::from_ref(name), send),
+            Target::Rooms(names) => self.rooms.for_each_member_of(names, send),
+            Target::Client(id) => {
+                if let Some(conn) = self.registry.get(id)
+                    && conn.user().is_some()
+                {
+                    send(&conn);
+                }
+            }
+            Target::User(user) => self.registry.for_each_of_user(user, send),
+            Target::Users(users) => {
+                let mut unique: Vec<&roomcast_protocol::UserId> = users.iter().collect();
+                unique.sort();
+                unique.dedup();
+                for user in unique {
+                    self.registry.for_each_of_user(user, &mut send);
+                }
+            }
+            Target::Role(role) => self.registry.for_each_authenticated(|conn| {
+                if conn.user().is_some_and(|u| u.has_role(role)) {
+                    send(conn);
+                }
+            }),
+            Target::Topic(topic) => {
+                for user in self.topics.subscribers(topic) {
+                    self.registry.for_each_of_user(&user, &mut send);
+                }
+            }
+        }
+    }
+
+    /// Queues `outgoing` for `conn`; `false` when the connection is gone or too slow.
+    pub(crate) fn send_outgoing(&self, conn: &ConnHandle, outgoing: &Outgoing) -> bool {
+        send_outgoing(&self.metrics, conn, outgoing)
+    }
+
+    fn hub(&self) -> Result<Hub, ServerError> {
+        self.hub
+            .upgrade()
+            .map(|inner| Hub { inner })
+            .ok_or_else(|| ServerError::Broker("the hub is gone".into()))
+    }
+}
+
+impl LocalSide for Local {
+    fn deliver(&self, delivery: &Delivery) -> Reach {
+        let mut reach = Reach::default();
+        match &delivery.frame {
+            Frame::Whole(frame) => {
+                let outgoing = Outgoing::new(frame.clone(), self.compression_threshold);
+                self.for_each_recipient(&delivery.target, delivery.except.as_ref(), |conn| {
+                    if self.send_outgoing(conn, &outgoing) {
+                        reach.connections += 1;
+                    }
+                });
+            }
+            Frame::Topic(items) => {
+                reach = self.topics.deliver(items, delivery.except.as_ref(), self);
+            }
+        }
+        reach
+    }
+
+    fn deliver_with_ack(&self, delivery: &Delivery, ack: &AckRequest) -> LocalFuture<AckResults> {
+        let Frame::Whole(frame) = &delivery.frame else {
+            warn!("an acknowledged delivery must carry one whole frame");
+            return Box::pin(std::future::ready(AckResults::new()));
+        };
+        let outgoing = Outgoing::new(frame.clone(), self.compression_threshold);
+        let mut recipients = Vec::new();
+        self.for_each_recipient(&delivery.target, delivery.except.as_ref(), |conn| {
+            recipients.push(conn.clone());
+        });
+        let waits = recipients
+            .into_iter()
+            .map(|conn| acks::expect(self, conn, &ack.correlation, &outgoing))
+            .collect();
+        Box::pin(acks::collect(waits, ack.deadline))
+    }
+
+    fn handle(&self, request: NodeRequest) -> LocalFuture<Result<NodeAnswer, ServerError>> {
+        let hub = self.hub();
+        Box::pin(async move { hub?.answer(request).await })
+    }
+}
+
+/// Queues `outgoing` for `conn`, counting a full queue as a drop.
+pub(crate) fn send_outgoing(metrics: &Metrics, conn: &ConnHandle, outgoing: &Outgoing) -> bool {
+    match conn.send(outgoing.for_conn(conn)) {
+        Ok(()) => true,
+        Err(SendError::Full) => {
+            metrics.queue_drops.inc();
+            warn!(client = %conn.id, "send queue full, closing as slow consumer");
+            false
+        }
+        Err(SendError::Closed) => false,
+    }
+}
+
+/// One frame on its way to several connections: compressed at most once, and only if a
+/// recipient that asked for compression gets it (CONTRACT §6).
+pub(crate) struct Outgoing {
+    plain: Utf8Bytes,
+    threshold: usize,
+    compressed: OnceCell<Utf8Bytes>,
+}
+
+impl Outgoing {
+    pub(crate) fn new(plain: Utf8Bytes, threshold: usize) -> Self {
+        Self {
+            plain,
+            threshold,
+            compressed: OnceCell::new(),
+        }
+    }
+
+    /// What `conn` gets: the `compressed` form when it asked and the frame is big enough.
+    pub(crate) fn for_conn(&self, conn: &ConnHandle) -> &Utf8Bytes {
+        if conn.compress && self.plain.len() >= self.threshold {
+            self.compressed.get_or_init(|| {
+                frame(&ServerMessage::Compressed {
+                    data: roomcast_protocol::codec::deflate(self.plain.as_str()),
+                    timestamp: now_ms(),
+                })
+            })
+        } else {
+            &self.plain
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+
+    fn conn(compress: bool) -> ConnHandle {
+        let (tx, _rx) = mpsc::channel(4);
+        let (close_tx, _close_rx) = oneshot::channel();
+        let id = ClientId::new(uuid::Uuid::new_v4().simple().to_string()).unwrap();
+        ConnHandle::new(
+            id,
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            compress,
+            0,
+            tx,
+            close_tx,
+        )
+    }
+
+    #[test]
+    fn a_frame_is_compressed_once_for_all_recipients_that_asked() {
+        let big = Utf8Bytes::from(format!("{{\"type\":\"t\",\"x\":\"{}\"}}", "a".repeat(2000)));
+        let outgoing = Outgoing::new(big.clone(), 1024);
+        let (gzip_1, gzip_2, plain) = (conn(true), conn(true), conn(false));
+        let first = outgoing.for_conn(&gzip_1);
+        let second = outgoing.for_conn(&gzip_2);
+        assert!(
+            first.as_str().starts_with("{\"type\":\"compressed\""),
+            "{first}"
+        );
+        // The same bytes, not an equal copy: the gzip ran once.
+        assert_eq!(first.as_str().as_ptr(), second.as_str().as_ptr());
+        assert_eq!(outgoing.for_conn(&plain), &big);
+        let small = Outgoing::new(Utf8Bytes::from("{\"type\":\"t\"}"), 1024);
+        assert_eq!(small.for_conn(&gzip_1).as_str(), "{\"type\":\"t\"}");
+    }
+}

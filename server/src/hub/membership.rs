@@ -1,0 +1,267 @@
+//! Joining and leaving rooms, and the rooms the API creates and deletes. A room's own
+//! state is [`super::room::Room`]'s; this module orders the steps around it: the
+//! sequencer against live chat for a `join` with `since`, presence announcements
+//! through the broker, and the store for persistent rooms.
+
+use std::sync::Arc;
+
+use roomcast_protocol::{ErrorCode, MessageId, RoomName, ServerMessage};
+use tracing::debug;
+
+use super::admin::unexpected;
+use super::room::{Entered, Removed};
+use super::{ConnHandle, Hub, RoomInfo, frame};
+use crate::ServerError;
+use crate::broker::{Delivery, NodeAnswer, NodeRequest, Target};
+use crate::clock::now_ms;
+use crate::model::{Joined, RoomOptions};
+
+impl Hub {
+    /// Joins `conn` to `room`, creating the room on first join. The joiner's `user_list`
+    /// is queued under the room lock, so it precedes every later message of the room;
+    /// with `since`, the chats stored after it follow, then live traffic.
+    ///
+    /// # Errors
+    /// `not_authenticated`, `limit_exceeded` (rooms per connection), `forbidden` (room
+    /// roles), `room_full`, or `not_found` when the connection is closing.
+    pub async fn join(
+        &self,
+        conn: &Arc<ConnHandle>,
+        name: &RoomName,
+        since: Option<&MessageId>,
+    ) -> Result<Joined, ServerError> {
+        let max_rooms = self.config().max_rooms_per_connection;
+        let (user, already) = {
+            let mut state = conn.state();
+            let user = state.user.clone().ok_or_else(|| {
+                ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+            })?;
+            if state.closed {
+                return Err(ServerError::request(
+                    ErrorCode::NotFound,
+                    "connection is closing",
+                ));
+            }
+            let already = state.rooms.contains(name);
+            if !already {
+                if state.rooms.len() >= max_rooms {
+                    return Err(ServerError::request(
+                        ErrorCode::LimitExceeded,
+                        format!("a connection may be in at most {max_rooms} rooms"),
+                    ));
+                }
+                state.rooms.insert(name.clone());
+            }
+            (user, already)
+        };
+        let mut joined = Joined {
+            room: name.clone(),
+            recovered: false,
+            replayed: 0,
+        };
+        let limit = self.config().presence_limit;
+        let outcome = loop {
+            let room = self.inner.rooms.get_or_create(name);
+            // With `since`, hold the room's sequencer from entering until the replay is
+            // queued: every chat is either stored before (and replayed) or delivered after
+            // (live), never both and never neither.
+            let turn = match since {
+                Some(_) => Some(room.sequencer.lock().await),
+                None => None,
+            };
+            match room.enter(conn, &user, already, limit, |list| self.send(conn, list)) {
+                Err(Removed) => continue,
+                Ok(Err(err)) => break Err(err),
+                Ok(Ok(entered)) => {
+                    if let Some(since) = since {
+                        (joined.replayed, joined.recovered) = self.replay(conn, name, since).await;
+                    }
+                    drop(turn);
+                    break Ok(entered);
+                }
+            }
+        };
+        let entered: Entered = match outcome {
+            Ok(entered) => entered,
+            Err(err) => {
+                conn.state().rooms.remove(name);
+                self.inner.rooms.remove_if_empty(name);
+                return Err(err);
+            }
+        };
+        if conn.state().closed {
+            // The connection closed while joining; undo so no dead member stays behind.
+            self.leave_room(conn, name).await;
+            return Err(ServerError::request(
+                ErrorCode::NotFound,
+                "connection is closing",
+            ));
+        }
+        // The presence hears of every first local connection (a cluster records it), and
+        // the room of those it announces.
+        let first_anywhere = entered.first
+            && self
+                .presence_says(self.inner.presence.entered(name, &user))
+                .await;
+        if first_anywhere && entered.announce {
+            let message = ServerMessage::UserJoin {
+                room: name.clone(),
+                user: (*user).clone(),
+                timestamp: now_ms(),
+            };
+            self.publish_quietly(
+                Delivery::new(Target::Room(name.clone()), frame(&message)).except(conn.id.clone()),
+            )
+            .await;
+        }
+        Ok(joined)
+    }
+
+    /// Whether a presence question answered yes; a failure counts as yes, so a room
+    /// hears one notice too many rather than none.
+    async fn presence_says(&self, answer: super::PresenceFuture<'_, bool>) -> bool {
+        answer.await.unwrap_or_else(|err| {
+            tracing::warn!(cause = %err, "presence unavailable");
+            true
+        })
+    }
+
+    /// Removes `conn` from `room` (the connection's own room set is the caller's job).
+    pub(super) async fn leave_room(&self, conn: &ConnHandle, name: &RoomName) {
+        let Some(room) = self.inner.rooms.get(name) else {
+            return;
+        };
+        let limit = self.config().presence_limit;
+        let Some(exited) = room.exit(conn, limit) else {
+            return;
+        };
+        if let Some(user) = exited.last
+            && self
+                .presence_says(self.inner.presence.left(name, &user))
+                .await
+            && exited.announce
+        {
+            let message = ServerMessage::UserLeave {
+                room: name.clone(),
+                user: (*user).clone(),
+                timestamp: now_ms(),
+            };
+            self.publish_quietly(Delivery::new(Target::Room(name.clone()), frame(&message)))
+                .await;
+        }
+        self.inner.rooms.remove_if_empty(name);
+    }
+
+    /// Leaves a room.
+    ///
+    /// # Errors
+    /// `not_member` when the connection is not in it.
+    pub async fn leave(&self, conn: &ConnHandle, name: &RoomName) -> Result<(), ServerError> {
+        if !conn.state().rooms.remove(name) {
+            return Err(ServerError::request(
+                ErrorCode::NotMember,
+                format!("not a member of room {name}"),
+            ));
+        }
+        self.leave_room(conn, name).await;
+        Ok(())
+    }
+
+    /// Removes a member on the application's behalf: it leaves like any member, and
+    /// since it did not ask, it gets a `user_leave` about itself.
+    ///
+    /// # Errors
+    /// `not_member`.
+    pub(super) async fn remove_local_member(
+        &self,
+        conn: &ConnHandle,
+        name: &RoomName,
+    ) -> Result<(), ServerError> {
+        self.leave(conn, name).await?;
+        if let Some(user) = conn.user() {
+            let notice = ServerMessage::UserLeave {
+                room: name.clone(),
+                user: (*user).clone(),
+                timestamp: now_ms(),
+            };
+            self.send(conn, &notice);
+        }
+        Ok(())
+    }
+
+    /// Creates a room through the API, or updates the options of an existing one (which
+    /// then stays until deleted). A `persistent` room is saved in the store first, so it
+    /// is back after a restart. Returns its info and whether it was created.
+    ///
+    /// # Errors
+    /// Store failures (nothing changes then).
+    pub async fn create_room(
+        &self,
+        name: &RoomName,
+        options: RoomOptions,
+    ) -> Result<(RoomInfo, bool), ServerError> {
+        if options.persistent {
+            self.inner.store.save_room(name, &options).await?;
+        } else {
+            self.inner.store.delete_room(name).await?;
+        }
+        Ok(self.inner.rooms.configure(name, options))
+    }
+
+    /// Every room, by name.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        self.inner.rooms.infos()
+    }
+
+    /// One room with its members.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub fn room(&self, name: &RoomName) -> Result<RoomInfo, ServerError> {
+        self.inner
+            .rooms
+            .get(name)
+            .map(|r| r.info(true))
+            .ok_or_else(|| ServerError::request(ErrorCode::NotFound, format!("no room {name}")))
+    }
+
+    /// Deletes a room: every member leaves it (others see `user_leave` as usual).
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn delete_room(&self, name: &RoomName) -> Result<usize, ServerError> {
+        let room =
+            self.inner.rooms.get(name).ok_or_else(|| {
+                ServerError::request(ErrorCode::NotFound, format!("no room {name}"))
+            })?;
+        self.inner.store.delete_room(name).await?;
+        room.unmark_api_created();
+        let removed = match self
+            .inner
+            .broker
+            .request(NodeRequest::ClearRoom(name.clone()))
+            .await?
+        {
+            NodeAnswer::Count(n) => n,
+            other => return Err(unexpected(&other)),
+        };
+        // No longer an API room, so it goes like any empty room; if someone joined while
+        // it was being emptied, it stays as an ordinary room with that member.
+        self.inner.rooms.remove_if_empty(name);
+        debug!(room = %name, members = removed, "room deleted");
+        Ok(removed)
+    }
+
+    /// This node's part of deleting a room: every local member is removed.
+    pub(super) async fn clear_local_room(&self, name: &RoomName) -> usize {
+        let Some(room) = self.inner.rooms.get(name) else {
+            return 0;
+        };
+        let members = room.member_conns();
+        for conn in &members {
+            // A member that left meanwhile is fine: not_member is the expected race.
+            let _ = self.remove_local_member(conn, name).await;
+        }
+        members.len()
+    }
+}

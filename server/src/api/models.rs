@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::broker::Target;
-use crate::hub::RoomOptions;
+use crate::model::RoomOptions;
 
 /// `POST /api/token`.
 #[derive(Debug, Deserialize)]

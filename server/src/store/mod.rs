@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use self::sqlite::SqliteStore;
 use crate::ServerError;
-use crate::hub::RoomOptions;
+use crate::model::RoomOptions;
 
 /// A store call's future.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, ServerError>>;

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 
 use super::{Store, StoreFuture, StoredChat, StoredGlobal, StoredNotification, StoredPrivate};
 use crate::ServerError;
-use crate::hub::RoomOptions;
+use crate::model::RoomOptions;
 
 /// The versioned schema.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

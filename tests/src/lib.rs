@@ -41,7 +41,16 @@ impl TestServer {
     /// A dev-mode server with some settings changed (`dev: Some(false)` runs it outside
     /// dev mode: give it a secret and an API key then).
     pub async fn with(settings: Settings) -> Self {
-        Self::serve(settings, None).await
+        Self::serve(settings, None, None).await
+    }
+
+    /// A dev-mode server fanning out through `broker` (a test's own, e.g. one that
+    /// records every delivery), started the way an embedding app starts one.
+    pub async fn with_broker(
+        settings: Settings,
+        broker: std::sync::Arc<dyn roomcast_server::broker::Broker>,
+    ) -> Self {
+        Self::serve(settings, None, Some(broker)).await
     }
 
     /// A dev-mode server embedding an application handler, the way an app that uses the
@@ -50,12 +59,13 @@ impl TestServer {
         settings: Settings,
         handler: std::sync::Arc<dyn roomcast_server::Handler>,
     ) -> Self {
-        Self::serve(settings, Some(handler)).await
+        Self::serve(settings, Some(handler), None).await
     }
 
     async fn serve(
         settings: Settings,
         handler: Option<std::sync::Arc<dyn roomcast_server::Handler>>,
+        broker: Option<std::sync::Arc<dyn roomcast_server::broker::Broker>>,
     ) -> Self {
         // Each test server gets its own in-memory store unless the test names one.
         let store = settings
@@ -78,23 +88,19 @@ impl TestServer {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = match handler {
-            None => tokio::spawn(roomcast_server::run(listener, config, shutdown)),
-            Some(handler) => {
-                let store = roomcast_server::store::open(&config.store)
-                    .await
-                    .expect("open the test store");
-                let broker = std::sync::Arc::new(roomcast_server::broker::LocalBroker::new());
-                let hub = roomcast_server::Hub::start(config, broker, store)
-                    .await
-                    .expect("start the hub");
-                tokio::spawn(roomcast_server::run_with(
-                    listener,
-                    hub,
-                    Some(handler),
-                    shutdown,
-                ))
-            }
+        let task = if handler.is_none() && broker.is_none() {
+            tokio::spawn(roomcast_server::run(listener, config, shutdown))
+        } else {
+            let store = roomcast_server::store::open(&config.store)
+                .await
+                .expect("open the test store");
+            let broker = broker.unwrap_or_else(|| {
+                std::sync::Arc::new(roomcast_server::broker::LocalBroker::new())
+            });
+            let hub = roomcast_server::Hub::start(config, broker, store)
+                .await
+                .expect("start the hub");
+            tokio::spawn(roomcast_server::run_with(listener, hub, handler, shutdown))
         };
         Self {
             addr,
@@ -297,6 +303,20 @@ impl Client {
             match frame {
                 Message::Text(text) => {
                     return serde_json::from_str(&text).expect("server sent JSON");
+                }
+                Message::Close(frame) => panic!("connection closed: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next JSON message if one arrives within `window`, `None` on silence.
+    pub async fn try_recv(&mut self, window: Duration) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(window, self.ws.next()).await.ok()?;
+            match frame.expect("connection ended").expect("read") {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("server sent JSON"));
                 }
                 Message::Close(frame) => panic!("connection closed: {frame:?}"),
                 _ => {}

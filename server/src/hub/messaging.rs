@@ -13,7 +13,7 @@ use super::{ConnHandle, Hub, frame};
 use crate::ServerError;
 use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
-use crate::store::{StoredGlobal, StoredNotification, StoredPrivate};
+use crate::store::{NewGlobal, NewNotification, NewPrivate, StoredNotification, StoredPrivate};
 
 /// Longest notification title, in bytes.
 const MAX_TITLE_BYTES: usize = 256;
@@ -92,14 +92,17 @@ impl Hub {
         })?;
         let _turn = self.user_lock(target).lock().await;
         let delivered = self.is_online(target);
-        let stored = StoredPrivate {
-            id: self.shared.ids.next(),
+        let message = NewPrivate {
             to: target.clone(),
             from: (*from).clone(),
             message: content,
             timestamp: now_ms(),
         };
-        self.shared.store.append_private(&stored, delivered).await?;
+        let stored = self
+            .shared
+            .store
+            .append_private(&message, delivered)
+            .await?;
         let sent = PrivateSent {
             id: stored.id.clone(),
             target_user_id: target.clone(),
@@ -130,8 +133,7 @@ impl Hub {
         self.check_notification(&title, &content)?;
         let _turn = self.user_lock(user).lock().await;
         let delivered = self.is_online(user);
-        let stored = StoredNotification {
-            id: self.shared.ids.next(),
+        let notification = NewNotification {
             user_id: user.clone(),
             title,
             content,
@@ -139,9 +141,10 @@ impl Hub {
             read: false,
             timestamp: now_ms(),
         };
-        self.shared
+        let stored = self
+            .shared
             .store
-            .append_notification(&stored, delivered)
+            .append_notification(&notification, delivered)
             .await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         let count = self
@@ -169,13 +172,12 @@ impl Hub {
         content: String,
     ) -> Result<Notified, ServerError> {
         self.check_notification(&title, &content)?;
-        let stored = StoredGlobal {
-            id: self.shared.ids.next(),
+        let notification = NewGlobal {
             title,
             content,
             timestamp: now_ms(),
         };
-        self.shared.store.append_global(&stored).await?;
+        let stored = self.shared.store.append_global(&notification).await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         let message = ServerMessage::GlobalNotification {
             id: stored.id,

@@ -49,7 +49,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoredChat};
+use crate::store::{NewChat, Store, StoredChat};
 
 /// Serializes a server message once, into the shared frame every recipient gets.
 pub fn frame(message: &ServerMessage) -> Utf8Bytes {
@@ -691,18 +691,18 @@ impl Hub {
                 format!("join room {room} before chatting in it"),
             ));
         };
-        // One chat at a time per room: ids, storage and delivery happen in the same order,
-        // which is what lets `join` with `since` meet live traffic without a gap.
+        // One chat at a time per room: storage (which assigns the id) and delivery happen
+        // in the same order, which is what lets `join` with `since` meet live traffic
+        // without a gap.
         let _turn = state.sequencer.lock().await;
-        let stored = StoredChat {
-            id: self.shared.ids.next(),
+        let chat = NewChat {
             room: room.clone(),
             from: (*user).clone(),
             message: content,
             timestamp: now_ms(),
         };
         // Persist before deliver: nobody sees a message the history could lose.
-        self.shared.store.append_chat(&stored).await?;
+        let stored = self.shared.store.append_chat(&chat).await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         self.publish(Delivery {
             target: Target::Room(room.clone()),

@@ -102,7 +102,8 @@ impl Hub {
             ));
         }
         let mut fields = super::app_fields(message)?.clone();
-        let message_id = self.shared.ids.next().as_str().to_owned();
+        // Unique cluster-wide, not just on this node: acks may come back through any node.
+        let message_id = uuid::Uuid::new_v4().simple().to_string();
         fields.insert("_ack".into(), Value::Bool(true));
         fields.insert("_messageId".into(), Value::String(message_id.clone()));
         let outgoing = Outgoing::new(

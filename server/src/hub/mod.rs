@@ -20,7 +20,7 @@ use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -74,7 +74,6 @@ struct Shared {
     rooms: DashMap<RoomName, Arc<Room>>,
     /// Connections open or being upgraded, for the total limit.
     open: AtomicUsize,
-    ids: MessageIds,
     /// Serializes what must not interleave for one user (pending deliveries on connect
     /// against live private messages and notifications, subscription loading), striped
     /// by user id: never one lock for everyone.
@@ -142,7 +141,6 @@ impl Hub {
                 users: DashMap::new(),
                 rooms: DashMap::new(),
                 open: AtomicUsize::new(0),
-                ids: MessageIds::default(),
                 user_locks: (0..USER_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
@@ -1165,35 +1163,6 @@ pub struct Stats {
     pub uptime_ms: u64,
 }
 
-/// Message ids: 16 hex digits of `(milliseconds << 12) + sequence`, strictly increasing
-/// on this node, so they sort as strings in acceptance order.
-#[derive(Debug, Default)]
-struct MessageIds {
-    last: AtomicU64,
-}
-
-impl MessageIds {
-    fn next(&self) -> MessageId {
-        let floor = now_ms() << 12;
-        let mut current = self.last.load(Ordering::Relaxed);
-        loop {
-            let next = floor.max(current + 1);
-            match self.last.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    return MessageId::new(format!("{next:016x}"))
-                        .unwrap_or_else(|e| unreachable!("hex ids are valid: {e}"));
-                }
-                Err(actual) => current = actual,
-            }
-        }
-    }
-}
-
 /// Counts the bytes serde writes, without keeping them.
 struct ByteCounter(usize);
 
@@ -1242,16 +1211,5 @@ mod tests {
         assert_eq!(outgoing.for_conn(&plain), &big);
         let small = Outgoing::new(Utf8Bytes::from("{\"type\":\"t\"}"), 1024);
         assert_eq!(small.for_conn(&gzip_1).as_str(), "{\"type\":\"t\"}");
-    }
-
-    #[test]
-    fn message_ids_strictly_increase_as_strings() {
-        let ids = MessageIds::default();
-        let mut last = ids.next();
-        for _ in 0..10_000 {
-            let next = ids.next();
-            assert!(next > last, "{next} after {last}");
-            last = next;
-        }
     }
 }

@@ -1,209 +1,23 @@
-//! The `Store` conformance suite: what the hub relies on from any store, written once
-//! against `Arc<dyn Store>` and run against every store we have (see [`stores!`] at the
-//! bottom). Every store implementation must pass all of it.
+//! The `Store` conformance suite, part one: what the hub relies on from each store
+//! method, written once against `Arc<dyn Store>` and run against every store we have (see
+//! `stores!` in `store_common`). Part two, `store_ids.rs`, is about the ids the store
+//! assigns: dense per scope, in commit order, under concurrent writers. Every store
+//! implementation must pass both.
 
-use std::future::Future;
-use std::path::PathBuf;
+#[macro_use]
+mod store_common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
-use roomcast_protocol::{MessageId, Priority, RoomName, User, UserId};
+use roomcast_protocol::{Priority, RoomName, User};
 use roomcast_server::hub::RoomOptions;
-use roomcast_server::store::{
-    self, Store, StoredChat, StoredGlobal, StoredNotification, StoredPrivate,
-};
+use roomcast_server::store::{self, Store};
 use serde_json::{Map, Value, json};
-
-// ---------------------------------------------------------------------------------------
-// The stores under test
-// ---------------------------------------------------------------------------------------
-
-/// A store URL to open, and the scratch directory (if any) its files live in, removed on
-/// drop so that even a failing test leaves nothing behind.
-#[derive(Debug)]
-struct Backend {
-    url: String,
-    _dir: Option<ScratchDir>,
-}
-
-impl Backend {
-    /// A fresh in-memory SQLite database: each `open` of this URL is a new, empty one.
-    fn memory() -> Self {
-        Self {
-            url: "sqlite::memory:".to_owned(),
-            _dir: None,
-        }
-    }
-
-    /// A fresh SQLite file in its own scratch directory.
-    fn sqlite_file() -> Self {
-        let dir = ScratchDir::new();
-        Self {
-            url: format!("sqlite://{}", dir.0.join("store.db").display()),
-            _dir: Some(dir),
-        }
-    }
-
-    async fn open(&self) -> Result<Arc<dyn Store>> {
-        Ok(store::open(&self.url).await?)
-    }
-}
-
-/// A directory under the system temp dir, unique per process and call (the tests crate
-/// has no `tempfile`).
-#[derive(Debug)]
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("roomcast-store-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create scratch dir");
-        Self(path)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Opens a fresh store from `backend` and runs one suite test on it.
-async fn run<F, Fut>(backend: Backend, test: F) -> Result<()>
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = Result<()>>,
-{
-    let store = backend.open().await?;
-    test(store).await
-}
-
-// ---------------------------------------------------------------------------------------
-// Builders
-// ---------------------------------------------------------------------------------------
-
-/// Message ids as the server makes them: 16 hex digits, sorting in acceptance order.
-fn id(n: u64) -> MessageId {
-    MessageId::new(format!("{n:016x}")).expect("valid message id")
-}
-
-fn room(name: &str) -> RoomName {
-    RoomName::new(name).expect("valid room name")
-}
-
-fn user(id: &str) -> UserId {
-    UserId::new(id).expect("valid user id")
-}
-
-/// A sender with every part of a public user object filled in.
-fn sender(id: &str) -> User {
-    let Value::Object(info) = json!({ "avatar": "https://example.com/a.png", "level": 3 }) else {
-        unreachable!("an object literal");
-    };
-    User::new(
-        user(id),
-        Some(format!("{id} the sender")),
-        vec!["member".to_owned()],
-        info,
-    )
-}
-
-fn timestamp(n: u64) -> u64 {
-    1_700_000_000_000 + n
-}
-
-fn chat(room_name: &str, n: u64, message: Value) -> StoredChat {
-    StoredChat {
-        id: id(n),
-        room: room(room_name),
-        from: sender("alice"),
-        message,
-        timestamp: timestamp(n),
-    }
-}
-
-fn private(to: &str, n: u64) -> StoredPrivate {
-    StoredPrivate {
-        id: id(n),
-        to: user(to),
-        from: sender("alice"),
-        message: json!({ "text": format!("private {n}") }),
-        timestamp: timestamp(n),
-    }
-}
-
-fn notification(user_id: &str, n: u64) -> StoredNotification {
-    StoredNotification {
-        id: id(n),
-        user_id: user(user_id),
-        title: format!("title {n}"),
-        content: format!("content {n}"),
-        priority: Priority::Normal,
-        read: false,
-        timestamp: timestamp(n),
-    }
-}
-
-fn global(n: u64) -> StoredGlobal {
-    StoredGlobal {
-        id: id(n),
-        title: format!("global {n}"),
-        content: format!("to everyone {n}"),
-        timestamp: timestamp(n),
-    }
-}
+use store_common::*;
 
 fn keys(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|&k| k.to_owned()).collect()
-}
-
-/// Anything stored under a [`MessageId`].
-trait HasId {
-    fn message_id(&self) -> &MessageId;
-}
-
-impl HasId for StoredChat {
-    fn message_id(&self) -> &MessageId {
-        &self.id
-    }
-}
-
-impl HasId for StoredPrivate {
-    fn message_id(&self) -> &MessageId {
-        &self.id
-    }
-}
-
-impl HasId for StoredNotification {
-    fn message_id(&self) -> &MessageId {
-        &self.id
-    }
-}
-
-impl HasId for StoredGlobal {
-    fn message_id(&self) -> &MessageId {
-        &self.id
-    }
-}
-
-/// The numbers behind the ids of `items`, in order, so assertions read `[3, 4, 5]`.
-fn numbers<T: HasId>(items: &[T]) -> Vec<u64> {
-    items
-        .iter()
-        .map(|item| u64::from_str_radix(item.message_id().as_str(), 16).expect("hex id"))
-        .collect()
-}
-
-async fn append_chats(store: &dyn Store, room_name: &str, ns: impl IntoIterator<Item = u64>) {
-    for n in ns {
-        store
-            .append_chat(&chat(room_name, n, json!(format!("m{n}"))))
-            .await
-            .expect("append chat");
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -211,16 +25,18 @@ async fn append_chats(store: &dyn Store, room_name: &str, ns: impl IntoIterator<
 // ---------------------------------------------------------------------------------------
 
 async fn chat_history_returns_the_newest_oldest_first(store: Arc<dyn Store>) -> Result<()> {
-    append_chats(&*store, "lobby", 1..=5).await;
+    let stored = append_chats(&*store, "lobby", 1..=5).await;
     let lobby = room("lobby");
 
     assert_eq!(
-        numbers(&store.chat_history(&lobby, 3, None).await?),
-        [3, 4, 5]
-    );
-    assert_eq!(
-        numbers(&store.chat_history(&lobby, 100, None).await?),
+        numbers(&stored),
         [1, 2, 3, 4, 5],
+        "a new room's ids count from 1"
+    );
+    assert_eq!(store.chat_history(&lobby, 3, None).await?, stored[2..]);
+    assert_eq!(
+        store.chat_history(&lobby, 100, None).await?,
+        stored,
         "a limit above the count returns everything"
     );
     assert!(
@@ -267,22 +83,30 @@ async fn chat_history_pages_strictly_before(store: Arc<dyn Store>) -> Result<()>
 }
 
 async fn chat_history_is_per_room(store: Arc<dyn Store>) -> Result<()> {
-    // Interleaved, and with the same ids in both rooms: (room, id) is the key.
-    for n in 1..=4 {
+    // Interleaved, so both rooms hold the same ids: (room, id) is the key.
+    for n in 1..=5 {
         let name = if n % 2 == 0 { "even" } else { "odd" };
         store.append_chat(&chat(name, n, json!(n))).await?;
     }
-    store.append_chat(&chat("even", 1, json!("also 1"))).await?;
 
     let odd = store.chat_history(&room("odd"), 10, None).await?;
-    assert_eq!(numbers(&odd), [1, 3]);
+    assert_eq!(numbers(&odd), [1, 2, 3]);
+    assert_eq!(
+        odd.iter().map(|c| c.message.clone()).collect::<Vec<_>>(),
+        [json!(1), json!(3), json!(5)]
+    );
     assert!(odd.iter().all(|c| c.room == room("odd")), "{odd:?}");
     let even = store.chat_history(&room("even"), 10, None).await?;
-    assert_eq!(numbers(&even), [1, 2, 4]);
-    assert_eq!(even[0].message, json!("also 1"));
+    assert_eq!(numbers(&even), [1, 2]);
     assert_eq!(
-        numbers(&store.chat_since(&room("odd"), &id(1), 10).await?),
-        [3]
+        even.iter().map(|c| c.message.clone()).collect::<Vec<_>>(),
+        [json!(2), json!(4)],
+        "odd's 1 and 2 did not overwrite even's"
+    );
+    let since = store.chat_since(&room("odd"), &id(1), 10).await?;
+    assert_eq!(
+        since.iter().map(|c| c.message.clone()).collect::<Vec<_>>(),
+        [json!(3), json!(5)]
     );
     Ok(())
 }
@@ -342,35 +166,59 @@ async fn chat_content_and_sender_round_trip(store: Arc<dyn Store>) -> Result<()>
             vec!["admin".to_owned(), "mod ★".to_owned()],
             info,
         );
-        store.append_chat(&item).await?;
-        stored.push(item);
+        let returned = store.append_chat(&item).await?;
+        assert_eq!(
+            returned,
+            item.stored(id(n)),
+            "the append returns what it stored"
+        );
+        stored.push(returned);
     }
     // A sender with no name, roles or info stays without them.
     let mut bare = chat("round-trip ✓", 99, json!("bare"));
     bare.from = User::new(user("bare"), None, Vec::new(), Map::new());
-    store.append_chat(&bare).await?;
-    stored.push(bare);
+    stored.push(store.append_chat(&bare).await?);
 
     let history = store.chat_history(&room("round-trip ✓"), 100, None).await?;
     assert_eq!(history, stored);
     Ok(())
 }
 
-async fn duplicate_chat_is_rejected(store: Arc<dyn Store>) -> Result<()> {
-    store
-        .append_chat(&chat("lobby", 1, json!("original")))
-        .await?;
-
-    let again = store
-        .append_chat(&chat("lobby", 1, json!("impostor")))
-        .await;
-    assert!(
-        again.is_err(),
-        "a second (room, id) must fail, got {again:?}"
+async fn appends_return_what_was_stored(store: Arc<dyn Store>) -> Result<()> {
+    // The same message twice is two messages: every append takes a new id, and none
+    // replaces an earlier one.
+    let same = chat("lobby", 1, json!("twice"));
+    let first = store.append_chat(&same).await?;
+    let second = store.append_chat(&same).await?;
+    assert_eq!((first.id.clone(), second.id.clone()), (id(1), id(2)));
+    assert_eq!(
+        first,
+        same.stored(id(1)),
+        "every field as given, plus the id"
     );
-    let history = store.chat_history(&room("lobby"), 10, None).await?;
-    assert_eq!(history.len(), 1);
-    assert_eq!(history[0].message, json!("original"), "not overwritten");
+    assert_eq!(
+        store.chat_history(&room("lobby"), 10, None).await?,
+        [first, second]
+    );
+
+    let private = private("bob", 1);
+    let stored = store.append_private(&private, false).await?;
+    assert_eq!(stored, private.stored(id(1)));
+    assert_eq!(store.take_pending_private(&user("bob")).await?, [stored]);
+
+    let mut notification = notification("bob", 2);
+    notification.priority = Priority::Urgent;
+    let stored = store.append_notification(&notification, false).await?;
+    assert_eq!(stored, notification.stored(id(2)));
+    assert_eq!(
+        store.notifications(&user("bob"), false, 10).await?,
+        [stored]
+    );
+
+    let global = global(1);
+    let stored = store.append_global(&global).await?;
+    assert_eq!(stored, global.stored(id(1)));
+    assert_eq!(store.global_notifications(10).await?, [stored]);
     Ok(())
 }
 
@@ -379,15 +227,15 @@ async fn duplicate_chat_is_rejected(store: Arc<dyn Store>) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 
 async fn pending_privates_are_taken_once_oldest_first(store: Arc<dyn Store>) -> Result<()> {
-    // Appended out of order: "oldest first" is by id, not by insertion.
     let bob = user("bob");
-    for n in [3, 1, 2] {
-        store.append_private(&private("bob", n), false).await?;
+    let mut stored = Vec::new();
+    for n in 1..=3 {
+        stored.push(store.append_private(&private("bob", n), false).await?);
     }
 
     let taken = store.take_pending_private(&bob).await?;
     assert_eq!(numbers(&taken), [1, 2, 3]);
-    assert_eq!(taken[0], private("bob", 1), "every field round-trips");
+    assert_eq!(taken, stored, "every field round-trips");
     assert!(
         store.take_pending_private(&bob).await?.is_empty(),
         "taken once"
@@ -428,7 +276,7 @@ async fn marking_a_private_delivered_removes_it_from_pending(store: Arc<dyn Stor
 }
 
 async fn pending_privates_are_per_user(store: Arc<dyn Store>) -> Result<()> {
-    // The same ids for both recipients: (recipient, id) is the key.
+    // Interleaved, so both recipients hold the same ids: (recipient, id) is the key.
     for n in 1..=2 {
         store.append_private(&private("bob", n), false).await?;
         store.append_private(&private("carol", n), false).await?;
@@ -501,8 +349,7 @@ async fn notifications_round_trip_every_priority(store: Arc<dyn Store>) -> Resul
         item.priority = priority;
         item.title = format!("Ünïcode title {n} ✓");
         item.content = format!("line one\nline \"two\" 🎉 {n}");
-        store.append_notification(&item, false).await?;
-        stored.push(item);
+        stored.push(store.append_notification(&item, false).await?);
     }
 
     let mut listed = store.notifications(&alice, false, 10).await?;
@@ -515,10 +362,8 @@ async fn notifications_round_trip_every_priority(store: Arc<dyn Store>) -> Resul
 async fn pending_notifications_are_undelivered_unread_and_taken_once(
     store: Arc<dyn Store>,
 ) -> Result<()> {
+    // Ids 1 to 5: pending, delivered, stored already read, pending, pending then read.
     let alice = user("alice");
-    store
-        .append_notification(&notification("alice", 4), false)
-        .await?;
     store
         .append_notification(&notification("alice", 1), false)
         .await?;
@@ -528,6 +373,9 @@ async fn pending_notifications_are_undelivered_unread_and_taken_once(
     let mut already_read = notification("alice", 3);
     already_read.read = true;
     store.append_notification(&already_read, false).await?;
+    store
+        .append_notification(&notification("alice", 4), false)
+        .await?;
     store
         .append_notification(&notification("alice", 5), false)
         .await?;
@@ -552,13 +400,16 @@ async fn pending_notifications_are_undelivered_unread_and_taken_once(
 }
 
 async fn mark_read_only_marks_the_users_own(store: Arc<dyn Store>) -> Result<()> {
+    // Alice has id 1; bob has ids 1 and 2 (every user's sequence starts at 1).
     let (alice, bob) = (user("alice"), user("bob"));
     store
         .append_notification(&notification("alice", 1), false)
         .await?;
-    store
-        .append_notification(&notification("bob", 2), false)
-        .await?;
+    for n in 2..=3 {
+        store
+            .append_notification(&notification("bob", n), false)
+            .await?;
+    }
 
     assert!(store.mark_read(&alice, &id(1)).await?, "alice's own");
     assert!(!store.mark_read(&alice, &id(99)).await?, "no such id");
@@ -571,9 +422,15 @@ async fn mark_read_only_marks_the_users_own(store: Arc<dyn Store>) -> Result<()>
     assert_eq!(numbers(&alices), [1]);
     assert!(alices[0].read, "marked read");
     let bobs = store.notifications(&bob, false, 10).await?;
-    assert_eq!(numbers(&bobs), [2]);
-    assert!(!bobs[0].read, "alice cannot mark bob's notification read");
-    assert_eq!(numbers(&store.take_pending_notifications(&bob).await?), [2]);
+    assert_eq!(numbers(&bobs), [2, 1]);
+    assert!(
+        bobs.iter().all(|n| !n.read),
+        "alice cannot mark bob's notifications read, not even the one with her id"
+    );
+    assert_eq!(
+        numbers(&store.take_pending_notifications(&bob).await?),
+        [1, 2]
+    );
     Ok(())
 }
 
@@ -587,6 +444,7 @@ async fn notifications_list_newest_first_filtered_and_limited(store: Arc<dyn Sto
     store
         .append_notification(&notification("bob", 7), false)
         .await?;
+    assert!(store.mark_read(&user("bob"), &id(1)).await?, "bob's own 1");
     for n in [2, 5, 6] {
         assert!(store.mark_read(&alice, &id(n)).await?);
     }
@@ -626,9 +484,11 @@ async fn marking_a_notification_delivered_removes_it_from_pending(
             .append_notification(&notification("alice", n), false)
             .await?;
     }
-    store
-        .append_notification(&notification("bob", 2), false)
-        .await?;
+    for n in 4..=5 {
+        store
+            .append_notification(&notification("bob", n), false)
+            .await?;
+    }
     store.mark_notification_delivered(&alice, &id(2)).await?;
 
     assert_eq!(
@@ -637,7 +497,7 @@ async fn marking_a_notification_delivered_removes_it_from_pending(
     );
     assert_eq!(
         numbers(&store.take_pending_notifications(&user("bob")).await?),
-        [2],
+        [1, 2],
         "marking alice's 2 left bob's 2 pending"
     );
     Ok(())
@@ -672,13 +532,15 @@ async fn concurrent_takes_deliver_each_notification_once(store: Arc<dyn Store>) 
 
 async fn global_notifications_list_newest_first(store: Arc<dyn Store>) -> Result<()> {
     assert!(store.global_notifications(10).await?.is_empty());
-    for n in [2, 1, 4, 3] {
-        store.append_global(&global(n)).await?;
+    let mut stored = Vec::new();
+    for n in 1..=4 {
+        stored.push(store.append_global(&global(n)).await?);
     }
 
     let all = store.global_notifications(10).await?;
     assert_eq!(numbers(&all), [4, 3, 2, 1]);
-    assert_eq!(all[0], global(4), "every field round-trips");
+    stored.reverse();
+    assert_eq!(all, stored, "every field round-trips");
     assert_eq!(numbers(&store.global_notifications(2).await?), [4, 3]);
     Ok(())
 }
@@ -821,10 +683,11 @@ async fn rooms_save_update_list_and_delete(store: Arc<dyn Store>) -> Result<()> 
 
 async fn reopening_keeps_everything(backend: Backend) -> Result<()> {
     let (alice, bob) = (user("alice"), user("bob"));
-    let first = chat("lobby", 1, json!({ "text": "before the restart" }));
-    {
+    let (first, logged) = {
         let store = backend.open().await?;
-        store.append_chat(&first).await?;
+        let first = store
+            .append_chat(&chat("lobby", 1, json!({ "text": "before the restart" })))
+            .await?;
         store
             .append_chat(&chat("lobby", 2, json!("second")))
             .await?;
@@ -848,12 +711,13 @@ async fn reopening_keeps_everything(backend: Backend) -> Result<()> {
             .await?;
         assert!(store.mark_read(&alice, &id(3)).await?);
 
-        store.append_global(&global(1)).await?;
+        let logged = store.append_global(&global(1)).await?;
         store
             .set_subscription(&alice, "weather", &keys(&["oslo"]))
             .await?;
         store.save_room(&room("staff"), &staff_room()).await?;
-    }
+        (first, logged)
+    };
 
     let store = backend.open().await?;
     assert_eq!(
@@ -886,20 +750,28 @@ async fn reopening_keeps_everything(backend: Backend) -> Result<()> {
             (false, Priority::Normal)
         ]
     );
-    assert_eq!(store.global_notifications(10).await?, [global(1)]);
+    assert_eq!(store.global_notifications(10).await?, [logged]);
     assert_eq!(
         store.subscriptions(&alice).await?,
         [("weather".to_owned(), keys(&["oslo"]))]
     );
     assert_eq!(store.rooms().await?, [(room("staff"), staff_room())]);
 
-    let again = store
-        .append_chat(&chat("lobby", 2, json!("impostor")))
-        .await;
-    assert!(
-        again.is_err(),
-        "ids stored before the restart are still taken"
-    );
+    // Every sequence continues where it was: no id given before the restart is given
+    // again.
+    let ids = [
+        store
+            .append_chat(&chat("lobby", 3, json!("after")))
+            .await?
+            .id,
+        store.append_private(&private("bob", 3), false).await?.id,
+        store
+            .append_notification(&notification("alice", 4), false)
+            .await?
+            .id,
+        store.append_global(&global(2)).await?.id,
+    ];
+    assert_eq!(ids, [id(3), id(3), id(4), id(2)]);
     Ok(())
 }
 
@@ -913,64 +785,29 @@ async fn open_rejects_an_unknown_scheme() {
 // Every test against every store
 // ---------------------------------------------------------------------------------------
 
-/// For each store (a [`Backend`] constructor), a module of that name with one
-/// `#[tokio::test]` per suite test, each on a fresh store, so a failure names both:
-/// `sqlite_file::duplicate_chat_is_rejected`. Stores marked `(durable)` also run the
-/// tests that open the same URL twice.
-macro_rules! stores {
-    ($($store:ident $(($durable:ident))?),* $(,)?) => {
-        $(
-            mod $store {
-                stores!(@suite $store;
-                    chat_history_returns_the_newest_oldest_first,
-                    chat_history_pages_strictly_before,
-                    chat_history_is_per_room,
-                    chat_since_returns_the_newest_strictly_newer,
-                    chat_content_and_sender_round_trip,
-                    duplicate_chat_is_rejected,
-                    pending_privates_are_taken_once_oldest_first,
-                    delivered_privates_are_never_taken,
-                    marking_a_private_delivered_removes_it_from_pending,
-                    pending_privates_are_per_user,
-                    concurrent_takes_deliver_each_private_once,
-                    notifications_round_trip_every_priority,
-                    pending_notifications_are_undelivered_unread_and_taken_once,
-                    mark_read_only_marks_the_users_own,
-                    notifications_list_newest_first_filtered_and_limited,
-                    marking_a_notification_delivered_removes_it_from_pending,
-                    concurrent_takes_deliver_each_notification_once,
-                    global_notifications_list_newest_first,
-                    subscriptions_set_replace_list_and_remove,
-                    subscriptions_are_per_user_and_keep_any_text,
-                    rooms_save_update_list_and_delete,
-                );
-                $(stores!(@$durable $store; reopening_keeps_everything);)?
-            }
-        )*
-    };
-    (@suite $store:ident; $($test:ident),* $(,)?) => {
-        $(
-            // Multi-threaded, so the concurrent takes really run in parallel.
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() -> anyhow::Result<()> {
-                super::run(super::Backend::$store(), super::$test).await
-            }
-        )*
-    };
-    (@durable $store:ident; $($test:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $test() -> anyhow::Result<()> {
-                super::$test(super::Backend::$store()).await
-            }
-        )*
-    };
-}
-
-// The stores under test, by `Backend` constructor. A PostgreSQL store is one more line,
-// `postgres (durable),`, with a `Backend::postgres` that makes a fresh database (or
-// schema) on the server its URL names.
 stores! {
-    memory,
-    sqlite_file (durable),
+    suite: [
+        chat_history_returns_the_newest_oldest_first,
+        chat_history_pages_strictly_before,
+        chat_history_is_per_room,
+        chat_since_returns_the_newest_strictly_newer,
+        chat_content_and_sender_round_trip,
+        appends_return_what_was_stored,
+        pending_privates_are_taken_once_oldest_first,
+        delivered_privates_are_never_taken,
+        marking_a_private_delivered_removes_it_from_pending,
+        pending_privates_are_per_user,
+        concurrent_takes_deliver_each_private_once,
+        notifications_round_trip_every_priority,
+        pending_notifications_are_undelivered_unread_and_taken_once,
+        mark_read_only_marks_the_users_own,
+        notifications_list_newest_first_filtered_and_limited,
+        marking_a_notification_delivered_removes_it_from_pending,
+        concurrent_takes_deliver_each_notification_once,
+        global_notifications_list_newest_first,
+        subscriptions_set_replace_list_and_remove,
+        subscriptions_are_per_user_and_keep_any_text,
+        rooms_save_update_list_and_delete,
+    ],
+    durable: [reopening_keeps_everything],
 }

@@ -12,7 +12,7 @@ use crate::ServerError;
 use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
 use crate::model::check_content;
-use crate::store::StoredChat;
+use crate::store::{NewChat, StoredChat};
 
 /// `history` answers this many messages unless asked otherwise.
 const DEFAULT_HISTORY: u32 = 50;
@@ -60,19 +60,18 @@ impl Hub {
             })?
         };
         let state = self.inner.rooms.get(room).ok_or_else(not_member)?;
-        // One chat at a time per room on this node: storage and delivery happen in the
-        // same order, which is what lets `join` with `since` meet live traffic without a
-        // gap.
+        // One chat at a time per room on this node: storage (which assigns the id) and
+        // delivery happen in the same order, which is what lets `join` with `since` meet
+        // live traffic without a gap.
         let _turn = state.sequencer.lock().await;
-        let stored = StoredChat {
-            id: self.inner.ids.next(),
+        let chat = NewChat {
             room: room.clone(),
             from: (*user).clone(),
             message: content,
             timestamp: now_ms(),
         };
         // Persist before deliver: nobody sees a message the history could lose.
-        self.inner.store.append_chat(&stored).await?;
+        let stored = self.inner.store.append_chat(&chat).await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         self.publish(Delivery::new(
             Target::Room(room.clone()),

@@ -18,7 +18,7 @@ use crate::ServerError;
 use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
 use crate::model::{app_frame, check_content};
-use crate::store::{StoredGlobal, StoredNotification, StoredPrivate};
+use crate::store::{NewGlobal, NewNotification, NewPrivate, StoredNotification, StoredPrivate};
 
 /// Longest notification title, in bytes.
 const MAX_TITLE_BYTES: usize = 256;
@@ -125,14 +125,13 @@ impl Hub {
         })?;
         let _turn = self.inner.user_locks.lock(target).await;
         let delivered = self.inner.presence.is_online(target).await?;
-        let stored = StoredPrivate {
-            id: self.inner.ids.next(),
+        let message = NewPrivate {
             to: target.clone(),
             from: (*from).clone(),
             message: content,
             timestamp: now_ms(),
         };
-        self.inner.store.append_private(&stored, delivered).await?;
+        let stored = self.inner.store.append_private(&message, delivered).await?;
         let sent = PrivateSent {
             id: stored.id.clone(),
             target_user_id: target.clone(),
@@ -165,8 +164,7 @@ impl Hub {
         self.check_notification(&title, &content)?;
         let _turn = self.inner.user_locks.lock(user).await;
         let delivered = self.inner.presence.is_online(user).await?;
-        let stored = StoredNotification {
-            id: self.inner.ids.next(),
+        let notification = NewNotification {
             user_id: user.clone(),
             title,
             content,
@@ -174,9 +172,10 @@ impl Hub {
             read: false,
             timestamp: now_ms(),
         };
-        self.inner
+        let stored = self
+            .inner
             .store
-            .append_notification(&stored, delivered)
+            .append_notification(&notification, delivered)
             .await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         let count = self
@@ -204,13 +203,12 @@ impl Hub {
         content: String,
     ) -> Result<Notified, ServerError> {
         self.check_notification(&title, &content)?;
-        let stored = StoredGlobal {
-            id: self.inner.ids.next(),
+        let notification = NewGlobal {
             title,
             content,
             timestamp: now_ms(),
         };
-        self.inner.store.append_global(&stored).await?;
+        let stored = self.inner.store.append_global(&notification).await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         let message = ServerMessage::GlobalNotification {
             id: stored.id,

@@ -29,11 +29,10 @@ mod rooms;
 mod topics;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use roomcast_protocol::{ErrorCode, MessageId, RoomName, ServerMessage, User, UserId};
+use roomcast_protocol::{ErrorCode, RoomName, ServerMessage, User, UserId};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -87,7 +86,6 @@ struct Inner {
     topics: Arc<Topics>,
     batches: Batches,
     user_locks: UserLocks,
-    ids: MessageIds,
     shutdown: CancellationToken,
     /// Background work (batch timers, the stats push, the demo feed) that shutdown
     /// waits for.
@@ -131,7 +129,6 @@ impl Hub {
             topics: topics.clone(),
             batches: Batches::default(),
             user_locks: UserLocks::new(),
-            ids: MessageIds::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),
@@ -398,34 +395,5 @@ impl UserLocks {
             .hash_one(user.as_str());
         let stripe = usize::try_from(hash % USER_LOCK_STRIPES as u64).unwrap_or(0);
         self.stripes[stripe].lock().await
-    }
-}
-
-/// Message ids: 16 hex digits of `(milliseconds << 12) + sequence`, strictly increasing
-/// on this node, so they sort as strings in acceptance order.
-#[derive(Debug, Default)]
-struct MessageIds {
-    last: AtomicU64,
-}
-
-impl MessageIds {
-    fn next(&self) -> MessageId {
-        let floor = now_ms() << 12;
-        let mut current = self.last.load(Ordering::Relaxed);
-        loop {
-            let next = floor.max(current + 1);
-            match self.last.compare_exchange_weak(
-                current,
-                next,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    return MessageId::new(format!("{next:016x}"))
-                        .unwrap_or_else(|e| unreachable!("hex ids are valid: {e}"));
-                }
-                Err(actual) => current = actual,
-            }
-        }
     }
 }

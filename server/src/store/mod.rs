@@ -1,9 +1,14 @@
 //! The [`Store`]: what a user expects to survive a restart. The hub talks to this trait
 //! only; [`SqliteStore`] (embedded, the default) implements it, and the cluster's
 //! PostgreSQL store will too. Every implementation must pass the same suite
-//! (`tests/tests/store.rs`). The trait speaks in protocol types only: no SQL dialect
-//! leaks through it, and "take the pending ones" is one atomic call so that two nodes
-//! can never both deliver the same stored message.
+//! (`tests/tests/store.rs`, `tests/tests/store_ids.rs`). The trait speaks in protocol
+//! types only: no SQL dialect leaks through it, and "take the pending ones" is one atomic
+//! call so that two nodes can never both deliver the same stored message.
+//!
+//! The store, not the hub, assigns message ids: each append takes the next number of its
+//! scope's dense sequence in the same transaction as the insert, so ids follow commit
+//! order on every node sharing the database (per-node clocks would not: skew between two
+//! nodes sorts one node's messages before the other's that it accepted earlier).
 
 mod sqlite;
 
@@ -20,10 +25,64 @@ use crate::model::RoomOptions;
 /// A store call's future.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, ServerError>>;
 
+/// A room chat message to store: everything but the id, which the store assigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChat {
+    /// The room (the id's scope).
+    pub room: RoomName,
+    /// The sender's public user object.
+    pub from: User,
+    /// The content.
+    pub message: Value,
+    /// When it was accepted (ms).
+    pub timestamp: Timestamp,
+}
+
+/// A private message to store, without its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPrivate {
+    /// The recipient (the id's scope).
+    pub to: UserId,
+    /// The sender's public user object.
+    pub from: User,
+    /// The content.
+    pub message: Value,
+    /// When it was accepted (ms).
+    pub timestamp: Timestamp,
+}
+
+/// A notification to store, without its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// The user it is for (the id's scope).
+    pub user_id: UserId,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub content: String,
+    /// Priority.
+    pub priority: Priority,
+    /// Whether it is already read.
+    pub read: bool,
+    /// When it was created (ms).
+    pub timestamp: Timestamp,
+}
+
+/// A notification to everyone to log, without its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGlobal {
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub content: String,
+    /// When it was sent (ms).
+    pub timestamp: Timestamp,
+}
+
 /// One stored room chat message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredChat {
-    /// Its id, sortable within the room.
+    /// Its id: the room's sequence number.
     pub id: MessageId,
     /// The room.
     pub room: RoomName,
@@ -38,7 +97,7 @@ pub struct StoredChat {
 /// One stored private message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredPrivate {
-    /// Its id, sortable per recipient.
+    /// Its id: the recipient's sequence number.
     pub id: MessageId,
     /// The recipient.
     pub to: UserId,
@@ -53,7 +112,7 @@ pub struct StoredPrivate {
 /// One stored notification for a user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredNotification {
-    /// Its id, sortable per user.
+    /// Its id: the user's sequence number.
     pub id: MessageId,
     /// The user it is for.
     pub user_id: UserId,
@@ -72,7 +131,7 @@ pub struct StoredNotification {
 /// One logged notification to everyone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredGlobal {
-    /// Its id.
+    /// Its id: the number in the sequence of notifications to everyone.
     pub id: MessageId,
     /// Title.
     pub title: String,
@@ -82,11 +141,96 @@ pub struct StoredGlobal {
     pub timestamp: Timestamp,
 }
 
+impl NewChat {
+    /// The stored chat, once the store has given it `id`.
+    #[must_use]
+    pub fn stored(&self, id: MessageId) -> StoredChat {
+        StoredChat {
+            id,
+            room: self.room.clone(),
+            from: self.from.clone(),
+            message: self.message.clone(),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+impl NewPrivate {
+    /// The stored private message, once the store has given it `id`.
+    #[must_use]
+    pub fn stored(&self, id: MessageId) -> StoredPrivate {
+        StoredPrivate {
+            id,
+            to: self.to.clone(),
+            from: self.from.clone(),
+            message: self.message.clone(),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+impl NewNotification {
+    /// The stored notification, once the store has given it `id`.
+    #[must_use]
+    pub fn stored(&self, id: MessageId) -> StoredNotification {
+        StoredNotification {
+            id,
+            user_id: self.user_id.clone(),
+            title: self.title.clone(),
+            content: self.content.clone(),
+            priority: self.priority,
+            read: self.read,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+impl NewGlobal {
+    /// The logged notification, once the store has given it `id`.
+    #[must_use]
+    pub fn stored(&self, id: MessageId) -> StoredGlobal {
+        StoredGlobal {
+            id,
+            title: self.title.clone(),
+            content: self.content.clone(),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// The wire form of sequence number `seq`: 16 lowercase hex digits, so that comparing ids
+/// as strings (as `since`, `before` and the SDK do) compares the numbers. Every store
+/// formats its ids with this.
+#[must_use]
+pub fn sequence_id(seq: u64) -> MessageId {
+    MessageId::new(format!("{seq:016x}"))
+        .unwrap_or_else(|e| unreachable!("16 hex digits are a valid message id: {e}"))
+}
+
 /// Durable state behind the hub. Every method fails with [`ServerError::Store`] when the
 /// underlying database does.
+///
+/// # Ids
+///
+/// The `append_*` methods assign the id and return what was stored. Ids are the numbers
+/// 1, 2, 3, ... of a dense sequence per *scope*, formatted by [`sequence_id`]:
+///
+/// - chats: one sequence per room;
+/// - private messages and notifications: one sequence per **recipient**, shared by both
+///   kinds, so a user's pending deliveries (both kinds merged) sort by id in acceptance
+///   order;
+/// - notifications to everyone: one sequence.
+///
+/// The number is taken in the same transaction as the insert, and the scope's counter
+/// stays locked until that transaction commits, so commit order is id order. Hence the
+/// property replay and gap repair rely on, for every reader on every node: **if id N of a
+/// scope is visible, every lower id of that scope is visible**. A failed append uses up no
+/// number. Ids of databases written before ids were assigned here (per-node
+/// `(ms << 12) + seq`) are kept; each scope's sequence continues above its newest one.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores a chat message; it is durable when the future resolves.
-    fn append_chat<'a>(&'a self, chat: &'a StoredChat) -> StoreFuture<'a, ()>;
+    /// Stores a chat message under the next id of its room; it is durable when the future
+    /// resolves.
+    fn append_chat<'a>(&'a self, chat: &'a NewChat) -> StoreFuture<'a, StoredChat>;
 
     /// The newest `limit` messages of `room` strictly older than `before` (if given),
     /// oldest first.
@@ -105,12 +249,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> StoreFuture<'a, Vec<StoredChat>>;
 
-    /// Stores a private message, `delivered` or still pending for its recipient.
+    /// Stores a private message under the next id of its recipient, `delivered` or still
+    /// pending for the recipient.
     fn append_private<'a>(
         &'a self,
-        message: &'a StoredPrivate,
+        message: &'a NewPrivate,
         delivered: bool,
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, StoredPrivate>;
 
     /// Marks one stored private message delivered.
     fn mark_private_delivered<'a>(
@@ -123,12 +268,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// oldest first: a second call returns none of them again.
     fn take_pending_private<'a>(&'a self, to: &'a UserId) -> StoreFuture<'a, Vec<StoredPrivate>>;
 
-    /// Stores a notification, `delivered` or still pending.
+    /// Stores a notification under the next id of its user (the sequence private
+    /// messages to that user share), `delivered` or still pending.
     fn append_notification<'a>(
         &'a self,
-        notification: &'a StoredNotification,
+        notification: &'a NewNotification,
         delivered: bool,
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, StoredNotification>;
 
     /// Marks one notification delivered.
     fn mark_notification_delivered<'a>(
@@ -156,8 +302,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> StoreFuture<'a, Vec<StoredNotification>>;
 
-    /// Logs a notification to everyone.
-    fn append_global<'a>(&'a self, notification: &'a StoredGlobal) -> StoreFuture<'a, ()>;
+    /// Logs a notification to everyone under the next id of their one sequence.
+    fn append_global<'a>(&'a self, notification: &'a NewGlobal) -> StoreFuture<'a, StoredGlobal>;
 
     /// The newest `limit` notifications to everyone, newest first.
     fn global_notifications(&self, limit: u32) -> StoreFuture<'_, Vec<StoredGlobal>>;

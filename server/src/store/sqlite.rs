@@ -1,16 +1,25 @@
 //! The embedded SQLite store (sqlx). The schema is created and migrated at open from the
 //! versioned migrations in `server/migrations/`; WAL mode keeps readers off the writer.
+//!
+//! Ids come from the counter rows of `room_seq`, `user_seq` and `global_seq`: an append
+//! opens its transaction with `BEGIN IMMEDIATE`, which takes the database's one write lock
+//! up front and holds it to commit, bumps its scope's row, inserts, and commits. Writers
+//! (of every connection and every process on the file) thus commit one at a time in id
+//! order, and a WAL reader's snapshot, being a prefix of the commits, never has a hole.
 
 use std::str::FromStr;
 
 use roomcast_protocol::{MessageId, Priority, RoomName, Timestamp, UserId};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
+use sqlx::{Row, Sqlite, Transaction};
 
-use super::{Store, StoreFuture, StoredChat, StoredGlobal, StoredNotification, StoredPrivate};
+use super::{
+    NewChat, NewGlobal, NewNotification, NewPrivate, Store, StoreFuture, StoredChat, StoredGlobal,
+    StoredNotification, StoredPrivate, sequence_id,
+};
 use crate::ServerError;
 use crate::model::RoomOptions;
 
@@ -59,6 +68,43 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await.map_err(store_error)?;
         Ok(Self { pool })
     }
+
+    /// A transaction that holds the write lock from its start to its end, which is what
+    /// makes commit order id order. `IMMEDIATE` rather than a deferred `BEGIN`: in WAL
+    /// mode, a deferred transaction that reads before its first write fails at that write
+    /// with `SQLITE_BUSY_SNAPSHOT`, without waiting, if another writer committed
+    /// meanwhile; this one waits (busy_timeout) for the lock before doing anything.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, ServerError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_error)
+    }
+}
+
+/// Bumps a room's sequence (created at 1 on its first chat) and returns the new number.
+const NEXT_ROOM_SEQ: &str = "INSERT INTO room_seq (room, last_seq) VALUES (?, 1) \
+     ON CONFLICT (room) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq";
+/// The same for a user's sequence, which its private messages and notifications share.
+const NEXT_USER_SEQ: &str = "INSERT INTO user_seq (user_id, last_seq) VALUES (?, 1) \
+     ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq";
+/// The same for the one sequence of notifications to everyone.
+const NEXT_GLOBAL_SEQ: &str = "INSERT INTO global_seq (only, last_seq) VALUES (1, 1) \
+     ON CONFLICT (only) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq";
+
+/// Takes the next id of a scope inside `tx`: `next` is one of the `NEXT_*_SEQ`
+/// statements, `key` the room or user it is for (none for the global one).
+async fn next_id(
+    tx: &mut Transaction<'static, Sqlite>,
+    next: &'static str,
+    key: Option<&str>,
+) -> Result<MessageId, ServerError> {
+    let mut query = sqlx::query_scalar::<_, i64>(next);
+    if let Some(key) = key {
+        query = query.bind(key);
+    }
+    let last = query.fetch_one(&mut **tx).await.map_err(store_error)?;
+    Ok(sequence_id(u64::try_from(last).map_err(store_error)?))
 }
 
 fn millis(timestamp: Timestamp) -> i64 {
@@ -71,7 +117,7 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, ServerError> {
 
 fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, ServerError>
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
 {
     row.try_get(column).map_err(store_error)
 }
@@ -135,21 +181,26 @@ fn priority_text(priority: Priority) -> Result<String, ServerError> {
 }
 
 impl Store for SqliteStore {
-    fn append_chat<'a>(&'a self, chat: &'a StoredChat) -> StoreFuture<'a, ()> {
+    fn append_chat<'a>(&'a self, chat: &'a NewChat) -> StoreFuture<'a, StoredChat> {
         Box::pin(async move {
+            // Serialized before taking the write lock, to hold it no longer than needed.
+            let (from, message) = (json(&chat.from)?, chat.message.to_string());
+            let mut tx = self.write().await?;
+            let id = next_id(&mut tx, NEXT_ROOM_SEQ, Some(chat.room.as_str())).await?;
             sqlx::query(
                 "INSERT INTO chat_messages (room, id, sender, message, created_at) \
                  VALUES (?, ?, ?, ?, ?)",
             )
             .bind(chat.room.as_str())
-            .bind(chat.id.as_str())
-            .bind(json(&chat.from)?)
-            .bind(chat.message.to_string())
+            .bind(id.as_str())
+            .bind(from)
+            .bind(message)
             .bind(millis(chat.timestamp))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-            Ok(())
+            tx.commit().await.map_err(store_error)?;
+            Ok(chat.stored(id))
         })
     }
 
@@ -198,24 +249,28 @@ impl Store for SqliteStore {
 
     fn append_private<'a>(
         &'a self,
-        message: &'a StoredPrivate,
+        message: &'a NewPrivate,
         delivered: bool,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, StoredPrivate> {
         Box::pin(async move {
+            let (from, content) = (json(&message.from)?, message.message.to_string());
+            let mut tx = self.write().await?;
+            let id = next_id(&mut tx, NEXT_USER_SEQ, Some(message.to.as_str())).await?;
             sqlx::query(
                 "INSERT INTO private_messages (recipient, id, sender, message, created_at, delivered) \
                  VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(message.to.as_str())
-            .bind(message.id.as_str())
-            .bind(json(&message.from)?)
-            .bind(message.message.to_string())
+            .bind(id.as_str())
+            .bind(from)
+            .bind(content)
             .bind(millis(message.timestamp))
             .bind(delivered)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-            Ok(())
+            tx.commit().await.map_err(store_error)?;
+            Ok(message.stored(id))
         })
     }
 
@@ -258,27 +313,31 @@ impl Store for SqliteStore {
 
     fn append_notification<'a>(
         &'a self,
-        n: &'a StoredNotification,
+        n: &'a NewNotification,
         delivered: bool,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, StoredNotification> {
         Box::pin(async move {
+            let priority = priority_text(n.priority)?;
+            let mut tx = self.write().await?;
+            let id = next_id(&mut tx, NEXT_USER_SEQ, Some(n.user_id.as_str())).await?;
             sqlx::query(
                 "INSERT INTO notifications \
                  (user_id, id, title, content, priority, created_at, is_read, delivered) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(n.user_id.as_str())
-            .bind(n.id.as_str())
+            .bind(id.as_str())
             .bind(&n.title)
             .bind(&n.content)
-            .bind(priority_text(n.priority)?)
+            .bind(priority)
             .bind(millis(n.timestamp))
             .bind(n.read)
             .bind(delivered)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-            Ok(())
+            tx.commit().await.map_err(store_error)?;
+            Ok(n.stored(id))
         })
     }
 
@@ -355,19 +414,22 @@ impl Store for SqliteStore {
         })
     }
 
-    fn append_global<'a>(&'a self, n: &'a StoredGlobal) -> StoreFuture<'a, ()> {
+    fn append_global<'a>(&'a self, n: &'a NewGlobal) -> StoreFuture<'a, StoredGlobal> {
         Box::pin(async move {
+            let mut tx = self.write().await?;
+            let id = next_id(&mut tx, NEXT_GLOBAL_SEQ, None).await?;
             sqlx::query(
                 "INSERT INTO global_notifications (id, title, content, created_at) VALUES (?, ?, ?, ?)",
             )
-            .bind(n.id.as_str())
+            .bind(id.as_str())
             .bind(&n.title)
             .bind(&n.content)
             .bind(millis(n.timestamp))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-            Ok(())
+            tx.commit().await.map_err(store_error)?;
+            Ok(n.stored(id))
         })
     }
 

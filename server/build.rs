@@ -1,0 +1,7 @@
+//! `sqlx::migrate!` embeds `migrations/` at compile time, but cargo only tracks the files
+//! it included: without this, a new migration file would not rebuild the crate and a
+//! stale binary would run without it.
+
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}

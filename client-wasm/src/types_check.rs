@@ -74,6 +74,7 @@ fn samples(message: &ServerMessage) -> Option<(ServerMessage, ServerMessage)> {
         ServerMessage::Private { .. } => both(ServerMessage::Private {
             id,
             from: user,
+            to: UserId::new("v").unwrap(),
             message: json!("hi"),
             timestamp: 1,
         }),
@@ -160,6 +161,7 @@ fn every_variant() -> Vec<ServerMessage> {
         ServerMessage::Private {
             id: id.clone(),
             from: user,
+            to: UserId::new("v").unwrap(),
             message: Value::Null,
             timestamp: 1,
         },

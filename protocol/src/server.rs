@@ -163,12 +163,16 @@ pub enum ServerMessage {
         /// When the server accepted it.
         timestamp: Timestamp,
     },
-    /// A private message.
+    /// A private message, as the target's connections and the sender's other connections
+    /// get it.
     Private {
         /// Its id.
         id: MessageId,
         /// The sender.
         from: User,
+        /// The target's user id: tells a sender's other connection whose conversation its
+        /// own message belongs to.
+        to: UserId,
         /// The sender's `content`.
         message: Value,
         /// When the server accepted it.
@@ -362,10 +366,11 @@ mod tests {
                 ServerMessage::Private {
                     id: id("02"),
                     from: alice(),
+                    to: UserId::new("bob").unwrap(),
                     message: json!({"t":1}),
                     timestamp: 8,
                 },
-                json!({"type":"private","id":"02","from":alice_json(),"message":{"t":1},"timestamp":8}),
+                json!({"type":"private","id":"02","from":alice_json(),"to":"bob","message":{"t":1},"timestamp":8}),
             ),
             (
                 ServerMessage::Notification {
@@ -437,6 +442,16 @@ mod tests {
         assert!(!user.info.contains_key("userId"));
         assert!(user.has_role("admin"));
         assert!(!user.has_role("guest"));
+    }
+
+    #[test]
+    fn private_names_its_target_in_contract_order_and_requires_it() {
+        let text = r#"{"type":"private","id":"02","from":{"userId":"alice"},"to":"bob","message":"hi","timestamp":8}"#;
+        let message: ServerMessage = serde_json::from_str(text).unwrap();
+        assert_eq!(message.to_json(), text);
+        let without = text.replace(r#""to":"bob","#, "");
+        let err = serde_json::from_str::<ServerMessage>(&without).unwrap_err();
+        assert!(err.to_string().contains("missing field `to`"), "{err}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ fn private_message(p: StoredPrivate) -> ServerMessage {
     ServerMessage::Private {
         id: p.id,
         from: p.from,
+        to: p.to,
         message: p.message,
         timestamp: p.timestamp,
     }

@@ -241,9 +241,14 @@ impl ServerMessage {
         }
     }
 
-    /// A successful `reply`.
-    pub fn reply(id: RequestId, data: Value) -> Self {
-        Self::Reply { id, ok: true, data }
+    /// A successful `reply`; `data` is any JSON, or one of the [`replies`](crate::replies)
+    /// bodies.
+    pub fn reply(id: RequestId, data: impl Into<Value>) -> Self {
+        Self::Reply {
+            id,
+            ok: true,
+            data: data.into(),
+        }
     }
 
     /// The message as JSON text. Serializing these types cannot fail: every map key is a

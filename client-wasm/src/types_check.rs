@@ -96,6 +96,14 @@ fn samples(message: &ServerMessage) -> Option<(ServerMessage, ServerMessage)> {
             notification_id: id,
             timestamp: 1,
         }),
+        ServerMessage::StatsUpdate { .. } => both(ServerMessage::StatsUpdate {
+            connections: 1,
+            users: 1,
+            rooms: 1,
+            messages_in_per_sec: 0.5,
+            messages_out_per_sec: 0.5,
+            timestamp: 1,
+        }),
         // Consumed by the SDK: answered (ping), settled (reply, pong), unpacked
         // (compressed, batch_messages).
         ServerMessage::Ping { .. }
@@ -193,6 +201,14 @@ fn every_variant() -> Vec<ServerMessage> {
             count: 0,
             timestamp: 1,
         },
+        ServerMessage::StatsUpdate {
+            connections: 0,
+            users: 0,
+            rooms: 0,
+            messages_in_per_sec: 0.0,
+            messages_out_per_sec: 0.0,
+            timestamp: 1,
+        },
     ]
 }
 
@@ -246,7 +262,7 @@ fn declared_server_messages_match_the_protocol_exactly() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 10);
+    assert_eq!(checked, 11);
 }
 
 #[test]

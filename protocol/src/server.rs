@@ -65,7 +65,8 @@ pub enum Priority {
 }
 
 /// One message from the server, tagged by `"type"`. Application messages (any other
-/// `type`) are plain JSON objects and do not go through this enum.
+/// `type`) are plain JSON objects and do not go through this enum, except `stats_update`,
+/// which the server sends itself; topic messages are [`TopicMessage`](crate::TopicMessage).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -229,6 +230,22 @@ pub enum ServerMessage {
         /// Server time.
         timestamp: Timestamp,
     },
+    /// The admin dashboard's numbers, pushed to every connection of a user with the admin
+    /// role each stats interval: counts now, rates since the previous one.
+    StatsUpdate {
+        /// Open connections, including ones still authenticating.
+        connections: u64,
+        /// Distinct connected users.
+        users: u64,
+        /// Rooms.
+        rooms: u64,
+        /// Frames received per second since the previous `stats_update`, to one decimal.
+        messages_in_per_sec: f64,
+        /// Frames sent per second since the previous `stats_update`, to one decimal.
+        messages_out_per_sec: f64,
+        /// Server time.
+        timestamp: Timestamp,
+    },
 }
 
 impl ServerMessage {
@@ -255,6 +272,12 @@ impl ServerMessage {
     /// string.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// The message as a JSON object, for APIs that take a [`Value`] (its keys then sort
+    /// alphabetically when written).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -420,6 +443,11 @@ mod tests {
                 },
                 json!({"type":"batch_messages","room":"lobby","messages":[{"type":"score_update","v":1}],"count":1,"timestamp":9}),
             ),
+            (
+                stats_update(),
+                json!({"type":"stats_update","connections":42,"users":37,"rooms":5,
+                       "messagesInPerSec":12.5,"messagesOutPerSec":96.0,"timestamp":10}),
+            ),
         ]
     }
 
@@ -447,6 +475,31 @@ mod tests {
         assert!(!user.info.contains_key("userId"));
         assert!(user.has_role("admin"));
         assert!(!user.has_role("guest"));
+    }
+
+    fn stats_update() -> ServerMessage {
+        ServerMessage::StatsUpdate {
+            connections: 42,
+            users: 37,
+            rooms: 5,
+            messages_in_per_sec: 12.5,
+            messages_out_per_sec: 96.0,
+            timestamp: 10,
+        }
+    }
+
+    #[test]
+    fn stats_update_goes_out_through_a_sorted_key_value() {
+        assert_eq!(
+            stats_update().to_json(),
+            r#"{"type":"stats_update","connections":42,"users":37,"rooms":5,"messagesInPerSec":12.5,"messagesOutPerSec":96.0,"timestamp":10}"#
+        );
+        // The server broadcasts it as a `Value`, like the application messages it used to
+        // be built as: these are the bytes on the wire.
+        assert_eq!(
+            stats_update().to_value().to_string(),
+            r#"{"connections":42,"messagesInPerSec":12.5,"messagesOutPerSec":96.0,"rooms":5,"timestamp":10,"type":"stats_update","users":37}"#
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use roomcast_protocol::{ErrorCode, UserId};
+use roomcast_protocol::{ErrorCode, UserId, topic_frame};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -221,11 +221,6 @@ impl Hub {
                 });
             }
         };
-        let head = format!(
-            "{{\"type\":{},\"topic\":{},\"data\":[",
-            serde_json::Value::from(kind),
-            serde_json::Value::from(topic)
-        );
         let timestamp = now_ms();
         let mut frames: HashMap<Vec<usize>, Outgoing> = HashMap::new();
         let mut published = Published {
@@ -252,14 +247,8 @@ impl Hub {
                 continue;
             }
             let outgoing = frames.entry(selection).or_insert_with_key(|selection| {
-                let mut text = head.clone();
-                for (n, i) in selection.iter().enumerate() {
-                    if n > 0 {
-                        text.push(',');
-                    }
-                    text.push_str(items[*i].get());
-                }
-                text.push_str(&format!("],\"timestamp\":{timestamp}}}"));
+                let selected = selection.iter().map(|i| items[*i].get());
+                let text = topic_frame(kind, topic, selected, timestamp);
                 Outgoing::new(Utf8Bytes::from(text), threshold)
             });
             published.users += 1;

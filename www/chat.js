@@ -125,7 +125,7 @@ export function setupChat({ client, state, keepJoined }) {
     const conv = chat.conversations.get(chat.privateWith);
     const reply = await client.sendPrivate(conv.user.userId, text);
     // The sending tab gets only the reply, not the `private` event: add it from the reply.
-    conv.messages.set(reply.id, { id: reply.id, from: state.me, message: text, timestamp: reply.timestamp });
+    conv.messages.set(reply.id, { id: reply.id, from: state.me, to: reply.targetUserId, message: text, timestamp: reply.timestamp });
     trim(conv.messages);
     if (!reply.delivered) toast(`${displayName(conv.user)} is offline: they get it when they connect.`);
     if (chat.privateWith === conv.user.userId) renderPrivate(true);
@@ -154,13 +154,15 @@ export function setupChat({ client, state, keepJoined }) {
   });
 
   client.on("private", (message) => {
-    // Our other tabs' messages arrive without the recipient, so no conversation to file them in.
-    if (isMe(message.from.userId)) return;
-    const conv = conversation(message.from);
+    // Our other tabs' messages go in the conversation with their recipient, never unread.
+    const mine = isMe(message.from.userId);
+    if (mine && isMe(message.to)) return; // a note to ourselves: no conversation to show
+    const peer = mine ? { userId: message.to } : message.from;
+    const conv = conversation(peer);
     conv.messages.set(message.id, message);
     trim(conv.messages);
-    if (chat.privateWith === message.from.userId) renderPrivate();
-    else conv.unread += 1;
+    if (chat.privateWith === peer.userId) renderPrivate();
+    else if (!mine) conv.unread += 1;
     renderPeople();
   });
 

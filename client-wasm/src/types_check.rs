@@ -1,25 +1,35 @@
 //! Keeps the TypeScript declarations shipped in the package (`roomcast-client.d.ts.in`)
 //! from drifting from the protocol crate: every server message the SDK hands to the app
-//! is declared with exactly the fields the protocol serializes, optional ones (`?`) being
-//! exactly those the protocol may leave out. A new `ServerMessage` variant fails to
-//! compile here until it is declared (or listed as handled inside the SDK).
+//! (the `ServerMessage` union) and every envelope it unwraps (`ServerEnvelope`) is declared
+//! with exactly the fields the protocol serializes, optional ones (`?`) being exactly those
+//! the protocol may leave out; so are the reply bodies the SDK's methods resolve with and
+//! the topic message. A new `ServerMessage` or `ClientMessage` variant fails to compile
+//! here until it is declared (or listed as handled inside the SDK). Test-time only: the SDK
+//! itself never links these types or serde_json.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use roomcast_protocol::{
-    ClientId, ErrorCode, MessageId, Priority, RequestId, RoomName, ServerMessage, User, UserId,
+    ChatReply, ClientId, ClientMessage, ErrorCode, HistoryReply, JoinReply, LeaveReply,
+    MarkReadReply, MessageId, Priority, PrivateReply, RequestId, RoomName, ServerMessage,
+    SubscribeReply, TopicMessage, UnsubscribeReply, User, UserId,
 };
 use serde_json::{Map, Value, json};
 
 const DECLARATIONS: &str = include_str!("../roomcast-client.d.ts.in");
 
-/// For each variant: a sample with every optional field set, and one with none set;
-/// `None` for the variants the SDK consumes itself and never emits.
-fn samples(message: &ServerMessage) -> Option<(ServerMessage, ServerMessage)> {
+/// The union handlers get their messages from.
+const APP: &str = "ServerMessage";
+/// The union of what the SDK unwraps.
+const ENVELOPE: &str = "ServerEnvelope";
+
+/// For each variant: the union that declares it, a sample with every optional field set
+/// and one with none set; `None` for the variants the SDK answers or settles itself.
+fn samples(message: &ServerMessage) -> Option<(&'static str, ServerMessage, ServerMessage)> {
     let user = User::new(UserId::new("u").unwrap(), None, Vec::new(), Map::new());
     let room = RoomName::new("r").unwrap();
     let id = MessageId::new("0000000000000001").unwrap();
-    let both = |m: ServerMessage| Some((m.clone(), m));
+    let both = |m: ServerMessage| Some((APP, m.clone(), m));
     match message {
         ServerMessage::AuthOk { .. } => {
             let full = ServerMessage::AuthOk {
@@ -34,9 +44,10 @@ fn samples(message: &ServerMessage) -> Option<(ServerMessage, ServerMessage)> {
             if let ServerMessage::AuthOk { expires_at, .. } = &mut bare {
                 *expires_at = None;
             }
-            Some((full, bare))
+            Some((APP, full, bare))
         }
         ServerMessage::Error { .. } => Some((
+            APP,
             ServerMessage::Error {
                 id: Some(RequestId::String("1".into())),
                 code: ErrorCode::BadRequest,
@@ -74,6 +85,7 @@ fn samples(message: &ServerMessage) -> Option<(ServerMessage, ServerMessage)> {
         ServerMessage::Private { .. } => both(ServerMessage::Private {
             id,
             from: user,
+            to: UserId::new("v").unwrap(),
             message: json!("hi"),
             timestamp: 1,
         }),
@@ -95,13 +107,35 @@ fn samples(message: &ServerMessage) -> Option<(ServerMessage, ServerMessage)> {
             notification_id: id,
             timestamp: 1,
         }),
-        // Consumed by the SDK: answered (ping), settled (reply, pong), unpacked
-        // (compressed, batch_messages).
-        ServerMessage::Ping { .. }
-        | ServerMessage::Pong { .. }
-        | ServerMessage::Reply { .. }
-        | ServerMessage::Compressed { .. }
-        | ServerMessage::BatchMessages { .. } => None,
+        ServerMessage::StatsUpdate { .. } => both(ServerMessage::StatsUpdate {
+            connections: 1,
+            users: 1,
+            rooms: 1,
+            messages_in_per_sec: 0.5,
+            messages_out_per_sec: 0.5,
+            timestamp: 1,
+        }),
+        // Unwrapped by the SDK: declared for what they are on the wire.
+        ServerMessage::Compressed { .. } => {
+            let m = ServerMessage::Compressed {
+                data: "gzip:".into(),
+                timestamp: 1,
+            };
+            Some((ENVELOPE, m.clone(), m))
+        }
+        ServerMessage::BatchMessages { .. } => {
+            let m = ServerMessage::BatchMessages {
+                room,
+                messages: vec![json!({"type":"t"})],
+                count: 1,
+                timestamp: 1,
+            };
+            Some((ENVELOPE, m.clone(), m))
+        }
+        // Consumed by the SDK: answered (ping), settled (reply, pong).
+        ServerMessage::Ping { .. } | ServerMessage::Pong { .. } | ServerMessage::Reply { .. } => {
+            None
+        }
     }
 }
 
@@ -160,6 +194,7 @@ fn every_variant() -> Vec<ServerMessage> {
         ServerMessage::Private {
             id: id.clone(),
             from: user,
+            to: UserId::new("v").unwrap(),
             message: Value::Null,
             timestamp: 1,
         },
@@ -191,60 +226,296 @@ fn every_variant() -> Vec<ServerMessage> {
             count: 0,
             timestamp: 1,
         },
+        ServerMessage::StatsUpdate {
+            connections: 0,
+            users: 0,
+            rooms: 0,
+            messages_in_per_sec: 0.0,
+            messages_out_per_sec: 0.0,
+            timestamp: 1,
+        },
     ]
 }
 
-/// The declared fields of `type: "<kind>"` in the `ServerMessage` union: (name, optional).
-fn declared(kind: &str) -> Option<BTreeSet<(String, bool)>> {
-    let marker = format!("{{ type: \"{kind}\";");
-    let line = DECLARATIONS.lines().find(|l| l.contains(&marker))?;
-    let body = line.split_once(&marker)?.1.rsplit_once('}')?.0;
-    Some(
-        body.split(';')
-            .filter_map(|field| field.split_once(':').map(|(name, _)| name.trim()))
-            .filter(|name| !name.is_empty())
-            .map(|name| match name.strip_suffix('?') {
-                Some(name) => (name.to_owned(), true),
-                None => (name.to_owned(), false),
-            })
-            .collect(),
-    )
+/// Declared fields: (name, optional).
+type Fields = BTreeSet<(String, bool)>;
+
+/// The fields of a one-line object type's body (`a: T; b?: U`).
+fn fields(body: &str) -> Fields {
+    body.split(';')
+        .filter_map(|field| field.split_once(':').map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty())
+        .map(|name| match name.strip_suffix('?') {
+            Some(name) => (name.to_owned(), true),
+            None => (name.to_owned(), false),
+        })
+        .collect()
 }
 
-fn keys(message: &ServerMessage) -> BTreeSet<String> {
-    match serde_json::to_value(message).unwrap() {
-        Value::Object(map) => map.keys().filter(|k| *k != "type").cloned().collect(),
+/// The member lines of `export type <union> =`, up to the one ending it with `;`.
+fn union_lines(union: &str) -> Vec<&'static str> {
+    let start = format!("export type {union} =");
+    let mut lines = DECLARATIONS.lines().skip_while(|l| !l.starts_with(&start));
+    assert!(
+        lines.next().is_some(),
+        "no `{start}` in roomcast-client.d.ts.in"
+    );
+    let mut members = Vec::new();
+    for line in lines {
+        members.push(line);
+        if line.trim_end().ends_with(';') {
+            break;
+        }
+    }
+    members
+}
+
+/// The kinds `union` declares (`{ type: "<kind>"; ...}` members).
+fn union_kinds(union: &str) -> BTreeSet<String> {
+    union_lines(union)
+        .iter()
+        .filter_map(|l| l.split_once("{ type: \"")?.1.split_once('"'))
+        .map(|(kind, _)| kind.to_owned())
+        .collect()
+}
+
+/// The declared fields of `type: "<kind>"` in `union`.
+fn declared(union: &str, kind: &str) -> Option<Fields> {
+    let marker = format!("{{ type: \"{kind}\";");
+    let line = union_lines(union)
+        .into_iter()
+        .find(|l| l.contains(&marker))?;
+    Some(fields(line.split_once(&marker)?.1.rsplit_once('}')?.0))
+}
+
+/// The declared fields of the one-line `export interface <name> { ... }`.
+fn interface(name: &str) -> Option<Fields> {
+    let marker = format!("export interface {name} {{");
+    let line = DECLARATIONS.lines().find(|l| l.starts_with(&marker))?;
+    Some(fields(line.split_once(&marker)?.1.rsplit_once('}')?.0))
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    match value {
+        Value::Object(map) => map.keys().cloned().collect(),
         other => panic!("not an object: {other}"),
     }
 }
 
+/// What the protocol says a declaration must be: the keys of `full`, optional when `bare`
+/// leaves them out.
+fn expected(full: &Value, bare: &Value) -> Fields {
+    let bare = keys(bare);
+    keys(full)
+        .into_iter()
+        .map(|k| {
+            let optional = !bare.contains(&k);
+            (k, optional)
+        })
+        .collect()
+}
+
 #[test]
 fn declared_server_messages_match_the_protocol_exactly() {
-    let mut checked = 0;
+    let mut checked: BTreeMap<&str, BTreeSet<String>> =
+        [(APP, BTreeSet::new()), (ENVELOPE, BTreeSet::new())].into();
     for variant in every_variant() {
-        let Some((full, bare)) = samples(&variant) else {
+        let Some((union, full, bare)) = samples(&variant) else {
             continue;
         };
-        let kind = serde_json::to_value(&full).unwrap()["type"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let declared = declared(&kind)
-            .unwrap_or_else(|| panic!("`{kind}` is not declared in roomcast-client.d.ts.in"));
-        let expected: BTreeSet<(String, bool)> = keys(&full)
-            .into_iter()
-            .map(|k| {
-                let optional = !keys(&bare).contains(&k);
-                (k, optional)
-            })
-            .collect();
+        let (full, bare) = (full.to_value(), bare.to_value());
+        let kind = full["type"].as_str().unwrap().to_owned();
+        let declared = declared(union, &kind)
+            .unwrap_or_else(|| panic!("`{kind}` is not declared in `{union}`"));
+        let mut expected = expected(&full, &bare);
+        expected.remove(&("type".to_owned(), false));
         assert_eq!(
             declared, expected,
             "`{kind}`: declared (name, optional) vs protocol"
         );
+        checked.get_mut(union).unwrap().insert(kind);
+    }
+    // Nothing else is declared in either union: no stale member, no envelope the app is
+    // told it receives.
+    for (union, kinds) in checked {
+        assert_eq!(union_kinds(union), kinds, "kinds declared in `{union}`");
+    }
+}
+
+/// One of every request (fields irrelevant).
+fn every_request() -> Vec<ClientMessage> {
+    let room = RoomName::new("r").unwrap();
+    let topic = String::from("t");
+    vec![
+        ClientMessage::Auth {
+            token: String::new(),
+        },
+        ClientMessage::Pong,
+        ClientMessage::Ping,
+        ClientMessage::Join {
+            room: room.clone(),
+            since: None,
+        },
+        ClientMessage::Leave { room: room.clone() },
+        ClientMessage::Chat {
+            room: room.clone(),
+            content: Value::Null,
+        },
+        ClientMessage::Private {
+            target_user_id: UserId::new("u").unwrap(),
+            content: Value::Null,
+        },
+        ClientMessage::History {
+            room,
+            limit: None,
+            before: None,
+        },
+        ClientMessage::Ack {
+            message_id: String::new(),
+        },
+        ClientMessage::MarkRead {
+            notification_id: MessageId::new("n").unwrap(),
+        },
+        ClientMessage::Subscribe {
+            topic: topic.clone(),
+            keys: Vec::new(),
+        },
+        ClientMessage::Unsubscribe { topic },
+    ]
+}
+
+/// For each request the SDK has a method for: the method, the interface its promise
+/// resolves with, and the protocol's reply body (every optional field set, and none).
+fn reply_of(request: &ClientMessage) -> Option<(&'static str, &'static str, Value, Value)> {
+    let room = RoomName::new("r").unwrap();
+    let id = MessageId::new("0000000000000001").unwrap();
+    let chat = ServerMessage::Chat {
+        id: id.clone(),
+        room: room.clone(),
+        from: User::new(UserId::new("u").unwrap(), None, Vec::new(), Map::new()),
+        message: Value::Null,
+        timestamp: 1,
+    };
+    let (method, result, body): (_, _, Value) = match request {
+        ClientMessage::Join { .. } => (
+            "join",
+            "JoinResult",
+            JoinReply {
+                room,
+                recovered: true,
+                replayed: 1,
+            }
+            .into(),
+        ),
+        ClientMessage::Leave { .. } => ("leave", "LeaveResult", LeaveReply { room }.into()),
+        ClientMessage::Chat { .. } => (
+            "chat",
+            "ChatResult",
+            ChatReply {
+                id,
+                room,
+                timestamp: 1,
+            }
+            .into(),
+        ),
+        ClientMessage::Private { .. } => (
+            "sendPrivate",
+            "PrivateResult",
+            PrivateReply {
+                id,
+                target_user_id: UserId::new("v").unwrap(),
+                delivered: true,
+                timestamp: 1,
+            }
+            .into(),
+        ),
+        ClientMessage::History { .. } => (
+            "history",
+            "HistoryResult",
+            HistoryReply { items: vec![chat] }.into(),
+        ),
+        ClientMessage::MarkRead { .. } => (
+            "markRead",
+            "MarkReadResult",
+            MarkReadReply {
+                notification_id: id,
+            }
+            .into(),
+        ),
+        ClientMessage::Subscribe { .. } => (
+            "subscribe",
+            "SubscribeResult",
+            SubscribeReply {
+                topic: "t".into(),
+                keys: vec!["k".into()],
+            }
+            .into(),
+        ),
+        ClientMessage::Unsubscribe { .. } => (
+            "unsubscribe",
+            "UnsubscribeResult",
+            UnsubscribeReply {
+                topic: "t".into(),
+                removed: true,
+            }
+            .into(),
+        ),
+        // The core refuses `auth`, `ack` and `pong` from the app (see its tests), so their
+        // replies (`AuthReply`, `RefreshReply`, `AckReply`) never reach it; `ping` is
+        // answered with `pong`; a custom type's answer is the application's (`request<R>`).
+        ClientMessage::Auth { .. }
+        | ClientMessage::Ack { .. }
+        | ClientMessage::Pong
+        | ClientMessage::Ping
+        | ClientMessage::Custom(_) => return None,
+    };
+    Some((method, result, body.clone(), body))
+}
+
+#[test]
+fn declared_results_match_the_protocols_reply_bodies() {
+    let requests = every_request();
+    let kinds: BTreeSet<&str> = requests.iter().map(ClientMessage::kind).collect();
+    assert_eq!(kinds, ClientMessage::KNOWN_TYPES.into_iter().collect());
+    let mut checked = 0;
+    for request in every_request() {
+        let Some((method, result, full, bare)) = reply_of(&request) else {
+            continue;
+        };
+        let declared = interface(result).unwrap_or_else(|| panic!("`{result}` is not declared"));
+        assert_eq!(
+            declared,
+            expected(&full, &bare),
+            "`{result}`: declared (name, optional) vs protocol"
+        );
+        let signature = DECLARATIONS
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{method}(")))
+            .unwrap_or_else(|| panic!("no method `{method}`"));
+        assert!(
+            signature.contains(&format!("Promise<{result}>")),
+            "`{method}` must resolve with `{result}`: {signature}"
+        );
         checked += 1;
     }
-    assert_eq!(checked, 10);
+    assert_eq!(checked, 8);
+}
+
+#[test]
+fn declared_topic_message_matches_the_protocol() {
+    let message = TopicMessage {
+        kind: "stock_update".into(),
+        topic: "stocks".into(),
+        data: vec![json!({"key":"AAPL","price":1.5})],
+        timestamp: 1,
+    };
+    let value = serde_json::to_value(&message).unwrap();
+    assert_eq!(interface("TopicMessage"), Some(expected(&value, &value)));
+    assert_eq!(
+        interface("TopicItem"),
+        Some(fields(" key: string; [field: string]: unknown ")),
+        "an item is published JSON with a string `key`"
+    );
 }
 
 #[test]

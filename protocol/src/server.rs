@@ -65,7 +65,8 @@ pub enum Priority {
 }
 
 /// One message from the server, tagged by `"type"`. Application messages (any other
-/// `type`) are plain JSON objects and do not go through this enum.
+/// `type`) are plain JSON objects and do not go through this enum, except `stats_update`,
+/// which the server sends itself; topic messages are [`TopicMessage`](crate::TopicMessage).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -163,12 +164,16 @@ pub enum ServerMessage {
         /// When the server accepted it.
         timestamp: Timestamp,
     },
-    /// A private message.
+    /// A private message, as the target's connections and the sender's other connections
+    /// get it.
     Private {
         /// Its id.
         id: MessageId,
         /// The sender.
         from: User,
+        /// The target's user id: tells a sender's other connection whose conversation its
+        /// own message belongs to.
+        to: UserId,
         /// The sender's `content`.
         message: Value,
         /// When the server accepted it.
@@ -225,6 +230,22 @@ pub enum ServerMessage {
         /// Server time.
         timestamp: Timestamp,
     },
+    /// The admin dashboard's numbers, pushed to every connection of a user with the admin
+    /// role each stats interval: counts now, rates since the previous one.
+    StatsUpdate {
+        /// Open connections, including ones still authenticating.
+        connections: u64,
+        /// Distinct connected users.
+        users: u64,
+        /// Rooms.
+        rooms: u64,
+        /// Frames received per second since the previous `stats_update`, to one decimal.
+        messages_in_per_sec: f64,
+        /// Frames sent per second since the previous `stats_update`, to one decimal.
+        messages_out_per_sec: f64,
+        /// Server time.
+        timestamp: Timestamp,
+    },
 }
 
 impl ServerMessage {
@@ -237,15 +258,26 @@ impl ServerMessage {
         }
     }
 
-    /// A successful `reply`.
-    pub fn reply(id: RequestId, data: Value) -> Self {
-        Self::Reply { id, ok: true, data }
+    /// A successful `reply`; `data` is any JSON, or one of the [`replies`](crate::replies)
+    /// bodies.
+    pub fn reply(id: RequestId, data: impl Into<Value>) -> Self {
+        Self::Reply {
+            id,
+            ok: true,
+            data: data.into(),
+        }
     }
 
     /// The message as JSON text. Serializing these types cannot fail: every map key is a
     /// string.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// The message as a JSON object, for APIs that take a [`Value`] (its keys then sort
+    /// alphabetically when written).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -362,10 +394,11 @@ mod tests {
                 ServerMessage::Private {
                     id: id("02"),
                     from: alice(),
+                    to: UserId::new("bob").unwrap(),
                     message: json!({"t":1}),
                     timestamp: 8,
                 },
-                json!({"type":"private","id":"02","from":alice_json(),"message":{"t":1},"timestamp":8}),
+                json!({"type":"private","id":"02","from":alice_json(),"to":"bob","message":{"t":1},"timestamp":8}),
             ),
             (
                 ServerMessage::Notification {
@@ -410,6 +443,11 @@ mod tests {
                 },
                 json!({"type":"batch_messages","room":"lobby","messages":[{"type":"score_update","v":1}],"count":1,"timestamp":9}),
             ),
+            (
+                stats_update(),
+                json!({"type":"stats_update","connections":42,"users":37,"rooms":5,
+                       "messagesInPerSec":12.5,"messagesOutPerSec":96.0,"timestamp":10}),
+            ),
         ]
     }
 
@@ -437,6 +475,41 @@ mod tests {
         assert!(!user.info.contains_key("userId"));
         assert!(user.has_role("admin"));
         assert!(!user.has_role("guest"));
+    }
+
+    fn stats_update() -> ServerMessage {
+        ServerMessage::StatsUpdate {
+            connections: 42,
+            users: 37,
+            rooms: 5,
+            messages_in_per_sec: 12.5,
+            messages_out_per_sec: 96.0,
+            timestamp: 10,
+        }
+    }
+
+    #[test]
+    fn stats_update_goes_out_through_a_sorted_key_value() {
+        assert_eq!(
+            stats_update().to_json(),
+            r#"{"type":"stats_update","connections":42,"users":37,"rooms":5,"messagesInPerSec":12.5,"messagesOutPerSec":96.0,"timestamp":10}"#
+        );
+        // The server broadcasts it as a `Value`, like the application messages it used to
+        // be built as: these are the bytes on the wire.
+        assert_eq!(
+            stats_update().to_value().to_string(),
+            r#"{"connections":42,"messagesInPerSec":12.5,"messagesOutPerSec":96.0,"rooms":5,"timestamp":10,"type":"stats_update","users":37}"#
+        );
+    }
+
+    #[test]
+    fn private_names_its_target_in_contract_order_and_requires_it() {
+        let text = r#"{"type":"private","id":"02","from":{"userId":"alice"},"to":"bob","message":"hi","timestamp":8}"#;
+        let message: ServerMessage = serde_json::from_str(text).unwrap();
+        assert_eq!(message.to_json(), text);
+        let without = text.replace(r#""to":"bob","#, "");
+        let err = serde_json::from_str::<ServerMessage>(&without).unwrap_err();
+        assert!(err.to_string().contains("missing field `to`"), "{err}");
     }
 
     #[test]

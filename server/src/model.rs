@@ -55,19 +55,6 @@ impl RoomOptions {
     }
 }
 
-/// The result of a join.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Joined {
-    /// The room.
-    pub room: RoomName,
-    /// Whether the `since` position could be honoured (false when history is not kept
-    /// that far back).
-    pub recovered: bool,
-    /// Messages replayed after `user_list`.
-    pub replayed: usize,
-}
-
 /// What the sender of an acknowledged message learns about one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOutcome {

@@ -12,9 +12,11 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use roomcast_protocol::{
-    ClientFrame, ClientMessage, CloseCode, ErrorCode, RequestId, ServerMessage, User,
+    AckReply, AuthReply, ChatReply, ClientFrame, ClientMessage, CloseCode, ErrorCode, HistoryReply,
+    LeaveReply, MarkReadReply, RefreshReply, RequestId, ServerMessage, SubscribeReply,
+    UnsubscribeReply, User,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
@@ -414,16 +416,21 @@ impl Session {
             ClientMessage::Pong => Ok(None),
             ClientMessage::Join { room, since } => {
                 let joined = self.hub.join(&self.conn, &room, since.as_ref()).await?;
-                Ok(Some(json!(joined)))
+                Ok(Some(joined.into()))
             }
             ClientMessage::Leave { room } => {
                 self.hub.leave(&self.conn, &room).await?;
-                Ok(Some(json!({ "room": room })))
+                Ok(Some(LeaveReply { room }.into()))
             }
             ClientMessage::Chat { room, content } => {
                 let (id, timestamp) = self.hub.chat(&self.conn, &room, content).await?;
                 Ok(Some(
-                    json!({ "id": id, "room": room, "timestamp": timestamp }),
+                    ChatReply {
+                        id,
+                        room,
+                        timestamp,
+                    }
+                    .into(),
                 ))
             }
             ClientMessage::History {
@@ -438,7 +445,7 @@ impl Session {
                     ));
                 }
                 let items = self.hub.history(&room, limit, before.as_ref()).await?;
-                Ok(Some(json!({ "items": items })))
+                Ok(Some(HistoryReply { items }.into()))
             }
             ClientMessage::Private {
                 target_user_id,
@@ -448,23 +455,29 @@ impl Session {
                     .hub
                     .private(&self.conn, &target_user_id, content)
                     .await?;
-                Ok(Some(json!(sent)))
+                Ok(Some(sent.into()))
             }
             ClientMessage::Ack { message_id } => {
                 let awaited = self.hub.on_ack(&self.conn, &message_id);
-                Ok(Some(json!({ "messageId": message_id, "awaited": awaited })))
+                Ok(Some(
+                    AckReply {
+                        message_id,
+                        awaited,
+                    }
+                    .into(),
+                ))
             }
             ClientMessage::MarkRead { notification_id } => {
                 self.hub.mark_read(&self.conn, &notification_id).await?;
-                Ok(Some(json!({ "notificationId": notification_id })))
+                Ok(Some(MarkReadReply { notification_id }.into()))
             }
             ClientMessage::Subscribe { topic, keys } => {
                 let keys = self.hub.subscribe(&self.conn, &topic, keys).await?;
-                Ok(Some(json!({ "topic": topic, "keys": keys })))
+                Ok(Some(SubscribeReply { topic, keys }.into()))
             }
             ClientMessage::Unsubscribe { topic } => {
                 let removed = self.hub.unsubscribe(&self.conn, &topic).await?;
-                Ok(Some(json!({ "topic": topic, "removed": removed })))
+                Ok(Some(UnsubscribeReply { topic, removed }.into()))
             }
             ClientMessage::Custom(custom) => {
                 let (Some(handler), Some(user)) = (self.handler.clone(), self.user.clone()) else {
@@ -544,7 +557,10 @@ impl Session {
             );
         }
         if let Some(id) = id {
-            let data = json!({ "clientId": self.conn.id(), "userId": user.user_id });
+            let data = AuthReply {
+                client_id: self.conn.id().clone(),
+                user_id: user.user_id.clone(),
+            };
             self.hub.send(&self.conn, &ServerMessage::reply(id, data));
         }
         info!(client = %self.conn.id(), user = %user.user_id, "authenticated");
@@ -574,7 +590,11 @@ impl Session {
                 let welcome = self.hub.auth_ok(&self.conn, &user, &identity, rooms);
                 self.hub.send(&self.conn, &welcome);
                 if let Some(id) = id {
-                    let data = json!({ "clientId": self.conn.id(), "userId": user.user_id, "expiresAt": identity.expires_at });
+                    let data = RefreshReply {
+                        client_id: self.conn.id().clone(),
+                        user_id: user.user_id.clone(),
+                        expires_at: identity.expires_at,
+                    };
                     self.hub
                         .send(&self.conn, &ServerMessage::reply(id.clone(), data));
                 }

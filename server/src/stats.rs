@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use roomcast_protocol::ServerMessage;
 use tokio::time::MissedTickBehavior;
 use tracing::warn;
 
@@ -34,17 +34,17 @@ pub(crate) async fn push_stats(hub: Hub, interval: Duration) {
                 0.0
             }
         };
-        let message = json!({
-            "type": "stats_update",
-            "connections": stats.connections,
-            "users": stats.users,
-            "rooms": stats.rooms,
-            "messagesInPerSec": rate(stats.messages_in, last.1.messages_in),
-            "messagesOutPerSec": rate(stats.messages_out, last.1.messages_out),
-            "timestamp": now_ms(),
-        });
+        let message = ServerMessage::StatsUpdate {
+            connections: stats.connections as u64,
+            users: stats.users as u64,
+            rooms: stats.rooms as u64,
+            messages_in_per_sec: rate(stats.messages_in, last.1.messages_in),
+            messages_out_per_sec: rate(stats.messages_out, last.1.messages_out),
+            timestamp: now_ms(),
+        };
+        // `broadcast` takes a `Value`, whose keys go out sorted, as they did with `json!`.
         if let Err(err) = hub
-            .broadcast(Target::Role(ADMIN_ROLE.into()), &message)
+            .broadcast(Target::Role(ADMIN_ROLE.into()), &message.to_value())
             .await
         {
             warn!(cause = %err, "stats_update not sent");

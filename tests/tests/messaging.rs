@@ -164,6 +164,36 @@ async fn private_reaches_every_connection_of_the_target_and_the_senders_other_co
 }
 
 #[tokio::test]
+async fn private_names_its_target_live_on_every_side_and_when_delivered_at_connect() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut alice_phone = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+
+    let sent = private_ok(&mut alice, "bob", json!("live"), "p1").await;
+    for (who, client) in [("bob", &mut bob), ("alice's phone", &mut alice_phone)] {
+        let got = client.expect("private").await;
+        assert_eq!(got["id"], sent["id"], "{who}: {got}");
+        assert_eq!(got["to"], "bob", "{who}: {got}");
+        assert_eq!(got["from"]["userId"], "alice", "{who}: {got}");
+    }
+
+    // Carol has no connection: her message waits, and still names her when it arrives.
+    let sent = private_ok(&mut alice, "carol", json!("later"), "p2").await;
+    assert_eq!(sent["delivered"], false, "{sent}");
+    let mirrored = alice_phone.expect("private").await;
+    assert_eq!(mirrored["id"], sent["id"], "{mirrored}");
+    assert_eq!(mirrored["to"], "carol", "{mirrored}");
+    let mut carol = server.login("carol").await;
+    let got = carol.expect("private").await;
+    assert_eq!(got["id"], sent["id"], "{got}");
+    assert_eq!(got["to"], "carol", "{got}");
+    assert_eq!(got["from"], json!({ "userId": "alice" }), "{got}");
+    carol.expect_silence(QUIET).await;
+    bob.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
 async fn private_from_is_derived_by_the_server_and_cannot_be_spoofed() {
     let server = TestServer::start().await;
     let mut mallory = server

@@ -1,7 +1,7 @@
 // Compiled by `tsc --noEmit --strict` in the test command (never run): the package's
 // declarations must be valid TypeScript and type the API the way the README shows. Each
 // `@ts-expect-error` line must fail to compile, or tsc reports the directive as unused.
-import { RoomcastClient, type ClientEvent, type RoomcastError, type ServerMessage } from "../../pkg/bundler/roomcast_client";
+import { RoomcastClient, type ClientEvent, type RoomcastError, type ServerMessage, type TopicMessage } from "../../pkg/bundler/roomcast_client";
 
 export async function usage(): Promise<void> {
   const client = new RoomcastClient("wss://chat.example.com/ws", {
@@ -30,6 +30,18 @@ export async function usage(): Promise<void> {
     void client.markRead(n.id).then((r) => r.notificationId.length);
     void unread;
   });
+  client.on("private", (p) => {
+    const conversation: string = p.from.userId === "me" ? p.to : p.from.userId;
+    void conversation;
+  });
+  client.on("stats_update", (stats) => {
+    const rate: number = stats.messagesInPerSec + stats.messagesOutPerSec;
+    void rate, stats.connections;
+  });
+  client.on("stock_update", (update: TopicMessage) => {
+    const keys: string[] = update.data.map((item) => item.key);
+    void keys, update.topic;
+  });
   client.on("rejoined", (event) => {
     const recovered: boolean = event.recovered;
     const replayed: number = event.replayed;
@@ -52,7 +64,8 @@ export async function usage(): Promise<void> {
   const first: string | undefined = items[0]?.room;
   const priv = await client.sendPrivate("bob", "hi");
   const delivered: boolean = priv.delivered;
-  await client.subscribe("prices", ["AAPL"]);
+  const target: string = priv.targetUserId;
+  const { keys } = await client.subscribe("prices", ["AAPL"]);
   const { removed } = await client.unsubscribe("prices");
   const dice = await client.request<{ roll: number }>("roll", { sides: 20 }, { timeoutMs: 500 });
   const roll: number = dice.roll;
@@ -66,5 +79,5 @@ export async function usage(): Promise<void> {
     void known;
   }
   client.close();
-  void flags, first, delivered, removed, roll;
+  void flags, first, delivered, target, keys, removed, roll;
 }

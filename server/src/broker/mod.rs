@@ -15,14 +15,14 @@ mod local;
 use std::collections::BTreeMap;
 
 use futures_util::future::BoxFuture;
-use roomcast_protocol::{ClientId, RoomName, Timestamp, UserId};
+use roomcast_protocol::{ClientId, JoinReply, RoomName, Timestamp, UserId};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 pub use self::local::LocalBroker;
 use crate::ServerError;
-use crate::model::{AckOutcome, ConnectionInfo, Joined};
+use crate::model::{AckOutcome, ConnectionInfo};
 
 /// Who a delivery is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub enum NodeAnswer {
     /// For the data requests: the data now attached.
     Data(Value),
     /// For [`NodeRequest::AddMember`].
-    Joined(Joined),
+    Joined(JoinReply),
     /// For [`NodeRequest::RemoveMember`].
     Removed,
 }

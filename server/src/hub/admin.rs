@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use roomcast_protocol::{ClientId, CloseCode, ErrorCode, RoomName};
+use roomcast_protocol::{ClientId, CloseCode, ErrorCode, JoinReply, RoomName};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -13,7 +13,7 @@ use super::{ConnHandle, Hub};
 use crate::ServerError;
 use crate::broker::{NodeAnswer, NodeRequest};
 use crate::metrics::Metrics;
-use crate::model::{ConnectionInfo, Joined};
+use crate::model::ConnectionInfo;
 
 /// A broker answer of the wrong kind: a bug in a broker, reported instead of a panic.
 pub(super) fn unexpected(answer: &NodeAnswer) -> ServerError {
@@ -130,7 +130,11 @@ impl Hub {
     ///
     /// # Errors
     /// `not_found`, and what a join fails with.
-    pub async fn add_member(&self, id: &ClientId, room: &RoomName) -> Result<Joined, ServerError> {
+    pub async fn add_member(
+        &self,
+        id: &ClientId,
+        room: &RoomName,
+    ) -> Result<JoinReply, ServerError> {
         match self
             .request(NodeRequest::AddMember(id.clone(), room.clone()))
             .await?

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use roomcast_protocol::RoomName;
+use roomcast_protocol::{RoomName, batch_messages_frame};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
@@ -101,22 +101,10 @@ impl Hub {
     async fn flush(&self, room: &RoomName, batch: &mut tokio::sync::MutexGuard<'_, Batch>) {
         let messages = std::mem::take(&mut batch.messages);
         batch.generation += 1;
-        let mut text = format!(
-            "{{\"type\":\"batch_messages\",\"room\":{},\"messages\":[",
-            Value::from(room.as_str())
+        let delivery = Delivery::new(
+            Target::Room(room.clone()),
+            Utf8Bytes::from(batch_messages_frame(room, &messages, now_ms())),
         );
-        for (i, message) in messages.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(message.as_str());
-        }
-        text.push_str(&format!(
-            "],\"count\":{},\"timestamp\":{}}}",
-            messages.len(),
-            now_ms()
-        ));
-        let delivery = Delivery::new(Target::Room(room.clone()), Utf8Bytes::from(text));
         if let Err(err) = self.publish(delivery).await {
             warn!(%room, count = messages.len(), cause = %err, "batch not published; retrying");
             let later = std::mem::replace(&mut batch.messages, messages);

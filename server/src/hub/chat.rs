@@ -104,7 +104,7 @@ impl Hub {
         conn: &ConnHandle,
         room: &RoomName,
         since: &MessageId,
-    ) -> (usize, bool) {
+    ) -> (u64, bool) {
         let limit = self.config().replay_limit;
         match self
             .inner
@@ -117,7 +117,7 @@ impl Hub {
                 if !complete {
                     items.remove(0);
                 }
-                let count = items.len();
+                let count = items.len() as u64;
                 for chat in items {
                     self.send(conn, &chat_message(chat));
                 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use roomcast_protocol::{ErrorCode, MessageId, RoomName, ServerMessage};
+use roomcast_protocol::{ErrorCode, JoinReply, MessageId, RoomName, ServerMessage};
 use tracing::debug;
 
 use super::admin::unexpected;
@@ -14,7 +14,7 @@ use super::{ConnHandle, Hub, RoomInfo, frame};
 use crate::ServerError;
 use crate::broker::{Delivery, NodeAnswer, NodeRequest, Target};
 use crate::clock::now_ms;
-use crate::model::{Joined, RoomOptions};
+use crate::model::RoomOptions;
 
 impl Hub {
     /// Joins `conn` to `room`, creating the room on first join. The joiner's `user_list`
@@ -29,7 +29,7 @@ impl Hub {
         conn: &Arc<ConnHandle>,
         name: &RoomName,
         since: Option<&MessageId>,
-    ) -> Result<Joined, ServerError> {
+    ) -> Result<JoinReply, ServerError> {
         let max_rooms = self.config().max_rooms_per_connection;
         let (user, already) = {
             let mut state = conn.state();
@@ -54,7 +54,7 @@ impl Hub {
             }
             (user, already)
         };
-        let mut joined = Joined {
+        let mut joined = JoinReply {
             room: name.clone(),
             recovered: false,
             replayed: 0,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use roomcast_protocol::{
-    ClientId, ErrorCode, MessageId, Priority, ServerMessage, Timestamp, User, UserId,
+    ClientId, ErrorCode, MessageId, Priority, PrivateReply, ServerMessage, Timestamp, User, UserId,
 };
 use serde_json::Value;
 use tracing::warn;
@@ -26,21 +26,6 @@ const MAX_TITLE_BYTES: usize = 256;
 pub const DEFAULT_NOTIFICATIONS: u32 = 100;
 /// ... and at most this many.
 pub const MAX_NOTIFICATIONS: u32 = 1000;
-
-/// What the sender of a private message learns.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PrivateSent {
-    /// The message id.
-    pub id: MessageId,
-    /// The recipient.
-    pub target_user_id: UserId,
-    /// Whether a connection of the recipient got it now (otherwise it waits for the
-    /// recipient's next connect).
-    pub delivered: bool,
-    /// When it was accepted.
-    pub timestamp: Timestamp,
-}
 
 /// What `/api/notify` and `/api/notify_all` answer.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -70,6 +55,7 @@ fn private_message(p: StoredPrivate) -> ServerMessage {
     ServerMessage::Private {
         id: p.id,
         from: p.from,
+        to: p.to,
         message: p.message,
         timestamp: p.timestamp,
     }
@@ -118,7 +104,7 @@ impl Hub {
         conn: &ConnHandle,
         target: &UserId,
         content: Value,
-    ) -> Result<PrivateSent, ServerError> {
+    ) -> Result<PrivateReply, ServerError> {
         check_content(&content, self.config().max_content_bytes)?;
         let from = conn.user().ok_or_else(|| {
             ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
@@ -132,7 +118,7 @@ impl Hub {
             timestamp: now_ms(),
         };
         let stored = self.inner.store.append_private(&message, delivered).await?;
-        let sent = PrivateSent {
+        let sent = PrivateReply {
             id: stored.id.clone(),
             target_user_id: target.clone(),
             delivered,

@@ -43,7 +43,7 @@ pub use self::batch::Batched;
 use self::batch::Batches;
 pub use self::conn::ConnHandle;
 use self::local::Local;
-pub use self::messaging::{Notified, PrivateSent, notification_message};
+pub use self::messaging::{Notified, notification_message};
 use self::presence::LocalPresence;
 pub use self::presence::{Presence, PresenceFuture};
 pub use self::registry::ConnectionPermit;
@@ -59,7 +59,7 @@ use crate::broker::{Broker, Delivery, LocalSide, Reach};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
-pub use crate::model::{AckOutcome, ConnectionInfo, Joined, RoomOptions};
+pub use crate::model::{AckOutcome, ConnectionInfo, RoomOptions};
 use crate::store::Store;
 
 /// Serializes a server message once, into the shared frame every recipient gets.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use roomcast_protocol::{ClientId, ErrorCode, UserId};
+use roomcast_protocol::{ClientId, ErrorCode, UserId, topic_frame};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -152,7 +152,9 @@ impl Topics {
                 continue;
             }
             let outgoing = frames.entry(selection).or_insert_with_key(|selection| {
-                Outgoing::new(topic_frame(items, selection), local.compression_threshold)
+                let selected = selection.iter().map(|i| items.items[*i].1.as_str());
+                let text = topic_frame(&items.kind, &items.topic, selected, items.timestamp);
+                Outgoing::new(Utf8Bytes::from(text), local.compression_threshold)
             });
             reach.users += 1;
             local.registry.for_each_of_user(&user, |conn| {
@@ -163,24 +165,6 @@ impl Topics {
         }
         reach
     }
-}
-
-/// `{"type":kind,"topic","data":[...the selected items...],"timestamp"}`, the items
-/// spliced in as the raw JSON they were published as.
-fn topic_frame(items: &TopicItems, selection: &[usize]) -> Utf8Bytes {
-    let mut text = format!(
-        "{{\"type\":{},\"topic\":{},\"data\":[",
-        serde_json::Value::from(items.kind.as_str()),
-        serde_json::Value::from(items.topic.as_str())
-    );
-    for (n, i) in selection.iter().enumerate() {
-        if n > 0 {
-            text.push(',');
-        }
-        text.push_str(&items.items[*i].1);
-    }
-    text.push_str(&format!("],\"timestamp\":{}}}", items.timestamp));
-    Utf8Bytes::from(text)
 }
 
 impl Hub {

@@ -18,7 +18,7 @@ use crate::now_ms;
 /// How often the stocks tick; scores move every second tick.
 const TICK: Duration = Duration::from_millis(500);
 /// The topic and message type of stock ticks.
-pub const STOCKS_TOPIC: &str = "stocks";
+pub(crate) const STOCKS_TOPIC: &str = "stocks";
 /// Symbols and their opening prices.
 const STOCKS: [(&str, f64); 6] = [
     ("AAPL", 190.0),

@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::model::{AckOutcome, app_fields};
 
 /// Longest accepted ack timeout.
-pub const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Hub {
     /// Sends an application message to one client and waits for its `ack`.

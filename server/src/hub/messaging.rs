@@ -23,9 +23,9 @@ use crate::store::{NewGlobal, NewNotification, NewPrivate, StoredNotification, S
 /// Longest notification title, in bytes.
 const MAX_TITLE_BYTES: usize = 256;
 /// `GET /api/users/{id}/notifications` answers this many unless asked otherwise.
-pub const DEFAULT_NOTIFICATIONS: u32 = 100;
+pub(crate) const DEFAULT_NOTIFICATIONS: u32 = 100;
 /// ... and at most this many.
-pub const MAX_NOTIFICATIONS: u32 = 1000;
+pub(crate) const MAX_NOTIFICATIONS: u32 = 1000;
 
 /// What `/api/notify` and `/api/notify_all` answer.
 #[derive(Debug, Clone, serde::Serialize)]

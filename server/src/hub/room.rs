@@ -37,7 +37,7 @@ pub(crate) struct Members {
 impl Members {
     /// Up to `limit` users, in the order they joined. Truncating costs O(n) only in rooms
     /// over the limit, and never a frame per member.
-    pub fn user_list(&self, limit: usize) -> Vec<User> {
+    pub(crate) fn user_list(&self, limit: usize) -> Vec<User> {
         let mut present: Vec<&Present> = self.users.values().collect();
         if present.len() > limit {
             present.select_nth_unstable_by_key(limit, |p| p.seq);
@@ -72,7 +72,7 @@ pub(crate) struct Removed;
 
 /// One room.
 #[derive(Debug)]
-pub struct Room {
+pub(crate) struct Room {
     pub(crate) name: RoomName,
     pub(crate) created_at: Timestamp,
     /// Created (or configured) through the API: kept when empty until deleted.

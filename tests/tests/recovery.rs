@@ -228,6 +228,29 @@ async fn since_the_newest_chat_replays_nothing() {
 }
 
 #[tokio::test]
+async fn a_since_beyond_the_rooms_newest_chat_is_not_recovered() {
+    // What a client that outlived its server's store sends: the store started over, its
+    // ids count from 1 again, and the client's position is beyond every one of them.
+    let server = TestServer::start().await;
+    let (mut alice, mut bob, last) = lobby_with_history(&server).await;
+    leave(&mut alice, "lobby").await;
+    let beyond = format!("{:016x}", u64::from_str_radix(&last, 16).unwrap() + 100);
+    let (replayed, answer) = join_since(&mut alice, "lobby", json!(beyond)).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+    assert_eq!(
+        answer["data"],
+        json!({ "room": "lobby", "recovered": false, "replayed": 0 })
+    );
+    // A room with no chat at all is not recovered from a position either.
+    let (replayed, answer) = join_since(&mut alice, "empty", json!(last)).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+    assert_eq!(answer["data"]["recovered"], false, "{answer}");
+    say(&mut bob, "lobby", "live").await;
+    assert_eq!(chats(&mut alice, 1).await, ["live"]);
+    alice.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
 async fn join_with_an_invalid_since_is_bad_request_and_joins_nothing() {
     let server = TestServer::start().await;
     let mut bob = server.login("bob").await;

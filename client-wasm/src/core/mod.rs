@@ -853,7 +853,18 @@ impl Core {
         let tracked = self.rooms.contains(room);
         let mut announce = joining.rejoin && tracked;
         match outcome {
-            Ok(_) => self.rooms.confirm(room),
+            Ok(answer) => {
+                self.rooms.confirm(room);
+                // A rejoin the server could not continue from our position: what it sends
+                // from now on counts, even with ids below the old position.
+                if joining.rejoin
+                    && !Object::parse(answer)
+                        .unwrap_or_default()
+                        .is_true("recovered")
+                {
+                    self.rooms.restart(room);
+                }
+            }
             Err(err) if joining.rejoin && tracked && is_passing(err) => {
                 if joining.attempt < REJOIN_RETRIES {
                     let at = now.saturating_add(REJOIN_RETRY_MS);

@@ -71,6 +71,15 @@ impl Rooms {
         }
     }
 
+    /// Forgets the position in `room`: the next chat is accepted whatever its id. For a
+    /// rejoin the server could not continue (`recovered: false`): its history no longer
+    /// reaches back that far, or its store started over and numbers from 1 again.
+    pub fn restart(&mut self, room: &RoomName) {
+        if let Some(position) = self.positions.get_mut(room) {
+            position.last = None;
+        }
+    }
+
     /// Every tracked room with the position to rejoin it from.
     pub fn positions(&self) -> impl Iterator<Item = (&RoomName, Option<&MessageId>)> {
         self.positions

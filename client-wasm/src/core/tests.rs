@@ -416,6 +416,29 @@ fn rooms_are_rejoined_from_the_last_chat_seen_and_nothing_arrives_twice() {
 }
 
 #[test]
+fn a_rejoin_the_server_could_not_recover_starts_the_room_over() {
+    let mut core = open(options());
+    joined(&mut core, "lobby", 0);
+    assert_eq!(emitted(&core.on_frame(&chat("lobby", 40), 1)).len(), 1);
+    let rejoin = &reconnected(&mut core, 2)[0];
+    assert_eq!(rejoin["since"], format!("{:016x}", 40));
+    // The server's store started over: ids begin again at 1, below our position.
+    let reply = json!({"type":"reply","id":rejoin["id"],"ok":true,"data":{"room":"lobby","recovered":false,"replayed":0}});
+    core.on_frame(&reply.to_string(), 3);
+    assert_eq!(emitted(&core.on_frame(&chat("lobby", 1), 4)).len(), 1);
+    assert!(
+        emitted(&core.on_frame(&chat("lobby", 1), 4)).is_empty(),
+        "still once"
+    );
+    // A recovered rejoin keeps the position.
+    let rejoin = &reconnected(&mut core, 5)[0];
+    assert_eq!(rejoin["since"], format!("{:016x}", 1));
+    let reply = json!({"type":"reply","id":rejoin["id"],"ok":true,"data":{"room":"lobby","recovered":true,"replayed":0}});
+    core.on_frame(&reply.to_string(), 6);
+    assert!(emitted(&core.on_frame(&chat("lobby", 1), 7)).is_empty());
+}
+
+#[test]
 fn a_join_made_offline_is_settled_by_the_rejoin() {
     let mut core = core(options());
     let (join, effects) = core.request("join", &map(&json!({"room":"lobby"})), None, 0);

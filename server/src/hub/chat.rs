@@ -97,6 +97,20 @@ impl Hub {
         Ok(items.into_iter().map(chat_message).collect())
     }
 
+    /// Whether the room's history reaches `since` when nothing is newer: `since` is its
+    /// newest chat, not an id beyond it. A `since` beyond it comes from a store that
+    /// started over (ids count from 1 again): the client must hear `recovered: false`,
+    /// or it would wait for ids it will never see.
+    async fn reaches(&self, room: &RoomName, since: &MessageId) -> bool {
+        match self.inner.store.chat_history(room, 1, None).await {
+            Ok(newest) => newest.first().is_some_and(|chat| chat.id >= *since),
+            Err(err) => {
+                warn!(%room, cause = %err, "history position not read");
+                false
+            }
+        }
+    }
+
     /// Queues the stored chat of `room` newer than `since` (at most the replay limit, the
     /// newest ones). Returns how many and whether that was everything.
     pub(super) async fn replay(
@@ -112,6 +126,7 @@ impl Hub {
             .chat_since(room, since, limit.saturating_add(1))
             .await
         {
+            Ok(items) if items.is_empty() => (0, self.reaches(room, since).await),
             Ok(mut items) => {
                 let complete = items.len() <= limit as usize;
                 if !complete {

@@ -12,7 +12,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::handlers::{self, query_pairs};
 use super::models::{NotifyAllRequest, NotifyRequest};
-use super::{json_body, raw_query, server_error_reply, with_hub};
+use super::{ApiError, json_body, raw_query, with_hub};
 use crate::ServerError;
 use crate::hub::Hub;
 use crate::model::ADMIN_ROLE;
@@ -30,12 +30,6 @@ pub struct DevTokenRequest {
     name: Option<String>,
     role: Option<String>,
 }
-
-/// Why a caller may not use a dev route: answered by the API's rejection handler.
-#[derive(Debug)]
-pub(super) struct Denied(pub(super) ServerError);
-
-impl warp::reject::Reject for Denied {}
 
 /// Every `/dev` route (the caller strips the `dev` segment).
 pub fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
@@ -90,7 +84,8 @@ pub fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
 /// The user of `Authorization: Bearer <token>` (their own token, not the API key).
 fn signed_in(hub: Hub) -> impl Filter<Extract = (User,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
-        let user = caller(&hub, header.as_deref()).map_err(|e| warp::reject::custom(Denied(e)));
+        let user =
+            caller(&hub, header.as_deref()).map_err(|e| warp::reject::custom(ApiError::from(e)));
         async move { user }
     })
 }
@@ -102,7 +97,7 @@ fn admin(hub: Hub) -> impl Filter<Extract = (), Error = Rejection> + Clone {
             if user.roles.iter().any(|r| r == ADMIN_ROLE) {
                 Ok(())
             } else {
-                Err(warp::reject::custom(Denied(ServerError::request(
+                Err(warp::reject::custom(ApiError::from(ServerError::request(
                     ErrorCode::Forbidden,
                     "this route needs the admin role",
                 ))))
@@ -150,7 +145,7 @@ async fn token(hub: Hub, body: DevTokenRequest) -> Response {
     })();
     match issued {
         Ok(body) => warp::reply::json(&body).into_response(),
-        Err(err) => server_error_reply(&err),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 
@@ -171,7 +166,7 @@ async fn notifications(user: User, hub: Hub, query: String) -> Response {
     };
     match listed.await {
         Ok(body) => warp::reply::json(&body).into_response(),
-        Err(err) => server_error_reply(&err),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 

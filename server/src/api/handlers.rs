@@ -10,11 +10,11 @@ use warp::reply::Response;
 
 use std::time::Duration;
 
+use super::ApiError;
 use super::models::{
     BroadcastRequest, CreateRoomRequest, NotifyAllRequest, NotifyRequest, PublishRequest,
     SendRequest, TokenRequest,
 };
-use super::server_error_reply;
 use crate::ServerError;
 use crate::broker::Target;
 use crate::hub::Hub;
@@ -31,7 +31,7 @@ fn ok(value: &impl Serialize) -> ApiResult {
 }
 
 fn done(result: ApiResult) -> Response {
-    result.unwrap_or_else(|err| server_error_reply(&err))
+    result.unwrap_or_else(|err| ApiError::from(err).into_response())
 }
 
 fn bad(message: impl Into<String>) -> ServerError {

@@ -1,13 +1,16 @@
 //! The HTTP side (CONTRACT §9): every warp filter lives here; handlers are in
-//! [`handlers`], request bodies in [`models`]. `/api/*` needs `Authorization: Bearer <key>`;
+//! [`handlers`], request bodies in [`models`], and every failure is an [`ApiError`]
+//! ([`error`]). `/api/*` needs `Authorization: Bearer <key>`;
 //! `/healthz` and `/metrics` do not. The static demo is served at `/` when configured, and
 //! in dev mode the demo's own routes live under `/dev` (see [`dev`]).
 
 mod dev;
+mod error;
 mod handlers;
 mod models;
 
 pub use crate::model::ADMIN_ROLE;
+pub use error::ApiError;
 
 use std::convert::Infallible;
 
@@ -20,7 +23,6 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::ServerError;
 use crate::hub::Hub;
 
 /// Largest accepted API request body.
@@ -63,7 +65,7 @@ pub fn routes(
             .boxed(),
         None => base,
     };
-    routes.recover(rejection).unify()
+    routes.recover(error::rejection).unify()
 }
 
 /// Hands each request a handle to the hub.
@@ -221,17 +223,6 @@ fn api_routes(hub: &Hub) -> warp::filters::BoxedFilter<(Response,)> {
     messaging.or(connections).unify().or(rooms).unify().boxed()
 }
 
-/// Rejections of our own, turned into contract errors by [`rejection`].
-#[derive(Debug)]
-enum ApiRejection {
-    MissingKey,
-    WrongKey,
-    Body(String),
-    TooLarge,
-}
-
-impl warp::reject::Reject for ApiRejection {}
-
 /// Checks `Authorization: Bearer <api key>`.
 fn api_key(hub: Hub) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
@@ -239,11 +230,19 @@ fn api_key(hub: Hub) -> impl Filter<Extract = (), Error = Rejection> + Clone {
             let expected = hub.config().api_key.clone();
             async move {
                 match header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
-                    None => Err(warp::reject::custom(ApiRejection::MissingKey)),
+                    None => Err(warp::reject::custom(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorCode::NotAuthenticated,
+                        "missing `Authorization: Bearer <api key>`",
+                    ))),
                     Some(key) if constant_time_eq(key.trim().as_bytes(), expected.as_bytes()) => {
                         Ok(())
                     }
-                    Some(_) => Err(warp::reject::custom(ApiRejection::WrongKey)),
+                    Some(_) => Err(warp::reject::custom(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorCode::AuthFailed,
+                        "wrong API key",
+                    ))),
                 }
             }
         })
@@ -262,7 +261,7 @@ fn json_body<T: DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error 
     warp::body::stream().and_then(|stream| async move {
         let body = read_capped(stream).await?;
         serde_json::from_slice::<T>(&body)
-            .map_err(|e| warp::reject::custom(ApiRejection::Body(format!("invalid body: {e}"))))
+            .map_err(|e| warp::reject::custom(ApiError::bad_request(format!("invalid body: {e}"))))
     })
 }
 
@@ -275,79 +274,12 @@ async fn read_capped<B: Buf>(
     tokio::pin!(stream);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            warp::reject::custom(ApiRejection::Body(format!("cannot read body: {e}")))
+            warp::reject::custom(ApiError::bad_request(format!("cannot read body: {e}")))
         })?;
         if body.len() + chunk.remaining() > limit {
-            return Err(warp::reject::custom(ApiRejection::TooLarge));
+            return Err(warp::reject::custom(error::too_large()));
         }
         body.put(chunk);
     }
     Ok(body.freeze())
-}
-
-/// The error body of every failed API call: `{"error":{"code","message"}}`.
-pub(crate) fn error_reply(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let body = warp::reply::json(&json!({ "error": { "code": code, "message": message } }));
-    warp::reply::with_status(body, status).into_response()
-}
-
-/// Maps a [`ServerError`] to its HTTP status and error body.
-pub(crate) fn server_error_reply(err: &ServerError) -> Response {
-    let code = err.code();
-    let status = match code {
-        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::NotAuthenticated | ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::RoomFull | ErrorCode::NotMember => StatusCode::CONFLICT,
-        ErrorCode::RateLimited | ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::Internal => {
-            tracing::error!(cause = %err, "api request failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
-    error_reply(status, code, &err.public_message())
-}
-
-async fn rejection(err: Rejection) -> Result<Response, Infallible> {
-    let reply = if let Some(api) = err.find::<ApiRejection>() {
-        match api {
-            ApiRejection::MissingKey => error_reply(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::NotAuthenticated,
-                "missing `Authorization: Bearer <api key>`",
-            ),
-            ApiRejection::WrongKey => error_reply(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::AuthFailed,
-                "wrong API key",
-            ),
-            ApiRejection::Body(message) => {
-                error_reply(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
-            }
-            ApiRejection::TooLarge => error_reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::TooLarge,
-                "request body over 1 MiB",
-            ),
-        }
-    } else if let Some(dev::Denied(denied)) = err.find::<dev::Denied>() {
-        server_error_reply(denied)
-    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
-        error_reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::BadRequest,
-            "method not allowed on this route",
-        )
-    } else if err.is_not_found() {
-        error_reply(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
-    } else {
-        error_reply(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            &format!("{err:?}"),
-        )
-    };
-    Ok(reply)
 }

@@ -10,9 +10,10 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::handlers::{self, query_pairs};
-use super::models::{NotifyAllRequest, NotifyRequest};
-use super::{ApiError, json_body, raw_query, with_hub};
+use super::handlers;
+use super::models::{NotificationsQuery, NotifyAllRequest, NotifyRequest};
+use super::query::{no_query, query};
+use super::{ApiError, json_body, with_hub};
 use crate::ServerError;
 use crate::hub::Hub;
 use crate::model::ADMIN_ROLE;
@@ -36,6 +37,7 @@ pub fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
     let h = || with_hub(hub);
     let token = warp::path!("token")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(token);
@@ -43,27 +45,31 @@ pub fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(signed_in(hub.clone()))
         .and(h())
-        .and(raw_query())
+        .and(query::<NotificationsQuery>())
         .then(notifications);
     let connections = warp::path!("admin" / "connections")
         .and(warp::get())
         .and(admin(hub.clone()))
+        .and(no_query())
         .and(h())
         .then(handlers::all_connections);
     let disconnect = warp::path!("admin" / "connections" / String)
         .and(warp::delete())
         .and(admin(hub.clone()))
+        .and(no_query())
         .and(h())
         .then(handlers::disconnect);
     let notify = warp::path!("admin" / "notify")
         .and(warp::post())
         .and(admin(hub.clone()))
+        .and(no_query())
         .and(h())
         .and(json_body::<NotifyRequest>())
         .then(handlers::notify);
     let notify_all = warp::path!("admin" / "notify_all")
         .and(warp::post())
         .and(admin(hub.clone()))
+        .and(no_query())
         .and(h())
         .and(json_body::<NotifyAllRequest>())
         .then(handlers::notify_all);
@@ -150,19 +156,12 @@ async fn token(hub: Hub, body: DevTokenRequest) -> Response {
 }
 
 /// `GET /dev/notifications?limit=&unread=`: the caller's own, newest first.
-async fn notifications(user: User, hub: Hub, query: String) -> Response {
+async fn notifications(user: User, hub: Hub, query: NotificationsQuery) -> Response {
     let listed = async {
-        let mut unread = false;
-        let mut limit = None;
-        for (key, value) in query_pairs(&query)? {
-            match key.as_str() {
-                "unread" => unread = handlers::flag("unread", &value)?,
-                "limit" => limit = Some(handlers::positive_limit(&value)?),
-                other => return Err(bad(format!("unknown query parameter `{other}`"))),
-            }
-        }
-        let items = hub.notifications(&user.user_id, unread, limit).await?;
-        Ok(json!({ "items": items }))
+        let items = hub
+            .notifications(&user.user_id, query.unread, query.limit)
+            .await?;
+        Ok::<_, ServerError>(json!({ "items": items }))
     };
     match listed.await {
         Ok(body) => warp::reply::json(&body).into_response(),

@@ -1,7 +1,7 @@
 //! Handlers of the HTTP API: typed input in, JSON out. Failures become the contract's
 //! `{"error":{"code","message"}}` with the status of their code.
 
-use roomcast_protocol::{ClientId, ErrorCode, MessageId, RoomName, User, UserId};
+use roomcast_protocol::{ClientId, ErrorCode, RoomName, User, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use warp::Reply;
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::ApiError;
 use super::models::{
-    BroadcastRequest, CreateRoomRequest, NotifyAllRequest, NotifyRequest, PublishRequest,
-    SendRequest, TokenRequest,
+    BroadcastRequest, ConnectionsQuery, CreateRoomRequest, HistoryQuery, NotificationsQuery,
+    NotifyAllRequest, NotifyRequest, PublishRequest, SendRequest, TokenRequest,
 };
 use crate::ServerError;
 use crate::broker::Target;
@@ -65,29 +65,6 @@ fn ack_timeout(ack: bool, timeout_ms: Option<u64>) -> Result<Option<Duration>, S
     match (ack, timeout_ms) {
         (false, Some(_)) => Err(bad("`timeoutMs` needs `ack: true`")),
         (_, timeout) => Ok(timeout.map(Duration::from_millis)),
-    }
-}
-
-/// The `?key=value` pairs of a query string.
-pub(super) fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ServerError> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .map_err(|e| bad(format!("invalid query: {e}")))
-}
-
-/// A `limit` query parameter: a positive integer.
-pub(super) fn positive_limit(value: &str) -> Result<u32, ServerError> {
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| bad("`limit` must be a positive integer"))
-}
-
-pub(super) fn flag(name: &str, value: &str) -> Result<bool, ServerError> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(bad(format!("`{name}` must be true or false"))),
     }
 }
 
@@ -168,20 +145,11 @@ pub async fn notify_all(hub: Hub, body: NotifyAllRequest) -> Response {
     done(result.await)
 }
 
-/// `GET /api/users/{userId}/notifications?unread=true&limit=`.
-pub async fn user_notifications(segment: String, hub: Hub, query: String) -> Response {
+/// `GET /api/users/{userId}/notifications?unread=&limit=`.
+pub async fn user_notifications(segment: String, hub: Hub, query: NotificationsQuery) -> Response {
     let result = async {
         let user = user_id(&segment)?;
-        let mut unread = false;
-        let mut limit = None;
-        for (key, value) in query_pairs(&query)? {
-            match key.as_str() {
-                "unread" => unread = flag("unread", &value)?,
-                "limit" => limit = Some(positive_limit(&value)?),
-                other => return Err(bad(format!("unknown query parameter `{other}`"))),
-            }
-        }
-        let items = hub.notifications(&user, unread, limit).await?;
+        let items = hub.notifications(&user, query.unread, query.limit).await?;
         ok(&json!({ "items": items }))
     };
     done(result.await)
@@ -191,11 +159,8 @@ pub async fn stats(hub: Hub) -> Response {
     done(ok(&hub.stats()))
 }
 
-pub async fn list_connections(hub: Hub, query: String) -> Response {
-    let active = query
-        .split('&')
-        .any(|pair| pair == "active=true" || pair == "active=1");
-    let result = async { ok(&json!({ "items": hub.connections(active).await? })) };
+pub async fn list_connections(hub: Hub, query: ConnectionsQuery) -> Response {
+    let result = async { ok(&json!({ "items": hub.connections(query.active).await? })) };
     done(result.await)
 }
 
@@ -263,19 +228,12 @@ pub async fn room(segment: String, hub: Hub) -> Response {
 }
 
 /// `GET /api/rooms/{name}/history?limit=&before=`.
-pub async fn room_history(segment: String, hub: Hub, query: String) -> Response {
+pub async fn room_history(segment: String, hub: Hub, query: HistoryQuery) -> Response {
     let result = async {
         let name = room_name(&segment)?;
-        let mut limit = None;
-        let mut before = None;
-        for (key, value) in query_pairs(&query)? {
-            match key.as_str() {
-                "limit" => limit = Some(positive_limit(&value)?),
-                "before" => before = Some(MessageId::new(value).map_err(|e| bad(e.to_string()))?),
-                other => return Err(bad(format!("unknown query parameter `{other}`"))),
-            }
-        }
-        let items = hub.history(&name, limit, before.as_ref()).await?;
+        let items = hub
+            .history(&name, query.limit, query.before.as_ref())
+            .await?;
         ok(&json!({ "items": items }))
     };
     done(result.await)

@@ -1,13 +1,15 @@
 //! The HTTP side (CONTRACT §9): every warp filter lives here; handlers are in
-//! [`handlers`], request bodies in [`models`], and every failure is an [`ApiError`]
-//! ([`error`]). `/api/*` needs `Authorization: Bearer <key>`;
-//! `/healthz` and `/metrics` do not. The static demo is served at `/` when configured, and
-//! in dev mode the demo's own routes live under `/dev` (see [`dev`]).
+//! [`handlers`], request bodies and query strings in [`models`] (queries decoded by
+//! [`query`]), and every failure is an [`ApiError`] ([`error`]). `/api/*` needs
+//! `Authorization: Bearer <key>`; `/healthz` and `/metrics` do not. The static demo is
+//! served at `/` when configured, and in dev mode the demo's own routes live under `/dev`
+//! (see [`dev`]).
 
 mod dev;
 mod error;
 mod handlers;
 mod models;
+mod query;
 
 pub use crate::model::ADMIN_ROLE;
 pub use error::ApiError;
@@ -24,6 +26,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::hub::Hub;
+use models::{ConnectionsQuery, HistoryQuery, NotificationsQuery};
+use query::{no_query, query};
 
 /// Largest accepted API request body.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -74,106 +78,119 @@ fn with_hub(hub: &Hub) -> impl Filter<Extract = (Hub,), Error = Infallible> + Cl
     warp::any().map(move || hub.clone())
 }
 
-/// The raw query string, empty when there is none.
-fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
 fn api_routes(hub: &Hub) -> warp::filters::BoxedFilter<(Response,)> {
     let h = || with_hub(hub);
     let token = warp::path!("token")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::token);
     let send = warp::path!("send")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::send);
     let broadcast = warp::path!("broadcast")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::broadcast);
     let publish = warp::path!("publish")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::publish);
     let notify = warp::path!("notify")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::notify);
     let notify_all = warp::path!("notify_all")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::notify_all);
     let notifications = warp::path!("users" / String / "notifications")
         .and(warp::get())
         .and(h())
-        .and(raw_query())
+        .and(query::<NotificationsQuery>())
         .then(handlers::user_notifications);
     let stats = warp::path!("stats")
         .and(warp::get())
+        .and(no_query())
         .and(h())
         .then(handlers::stats);
     let conn_list = warp::path!("connections")
         .and(warp::get())
         .and(h())
-        .and(raw_query())
+        .and(query::<ConnectionsQuery>())
         .then(handlers::list_connections);
     let conn_drop_all = warp::path!("connections")
         .and(warp::delete())
+        .and(no_query())
         .and(h())
         .then(handlers::disconnect_all);
     let conn_get = warp::path!("connections" / String)
         .and(warp::get())
+        .and(no_query())
         .and(h())
         .then(handlers::connection);
     let conn_drop = warp::path!("connections" / String)
         .and(warp::delete())
+        .and(no_query())
         .and(h())
         .then(handlers::disconnect);
     let data_get = warp::path!("connections" / String / "data")
         .and(warp::get())
+        .and(no_query())
         .and(h())
         .then(handlers::get_data);
     let data_put = warp::path!("connections" / String / "data")
         .and(warp::put())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::put_data);
     let room_create = warp::path!("rooms")
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .and(json_body())
         .then(handlers::create_room);
     let room_list = warp::path!("rooms")
         .and(warp::get())
+        .and(no_query())
         .and(h())
         .then(handlers::list_rooms);
     let room_history = warp::path!("rooms" / String / "history")
         .and(warp::get())
         .and(h())
-        .and(raw_query())
+        .and(query::<HistoryQuery>())
         .then(handlers::room_history);
     let room_get = warp::path!("rooms" / String)
         .and(warp::get())
+        .and(no_query())
         .and(h())
         .then(handlers::room);
     let room_delete = warp::path!("rooms" / String)
         .and(warp::delete())
+        .and(no_query())
         .and(h())
         .then(handlers::delete_room);
     let member_add = warp::path!("rooms" / String / "members" / String)
         .and(warp::post())
+        .and(no_query())
         .and(h())
         .then(handlers::add_member);
     let member_remove = warp::path!("rooms" / String / "members" / String)
         .and(warp::delete())
+        .and(no_query())
         .and(h())
         .then(handlers::remove_member);
     // Grouped and boxed: one long chain of `or`s makes warp's nested types (and the

@@ -1,12 +1,14 @@
-//! The HTTP side (CONTRACT §9): every warp filter lives here; handlers are in
-//! [`handlers`], request bodies and query strings in [`models`] (queries decoded by
-//! [`query`]), and every failure is an [`ApiError`] ([`error`]). `/api/*` needs
-//! `Authorization: Bearer <key>`; `/healthz` and `/metrics` do not. The static demo is
-//! served at `/` when configured, and in dev mode the demo's own routes live under `/dev`
-//! (see [`dev`]).
+//! The HTTP side (CONTRACT §9), in warp's `examples/todos.rs` shape: one filter per route
+//! in [`filters`] (and [`dev`] for `/dev`), handlers in [`handlers`], request bodies and
+//! query strings in [`models`], decoded by [`query`]; every failure is an [`ApiError`]
+//! ([`error`]). This module assembles the routes and holds the filters they share.
+//! `/api/*` needs `Authorization: Bearer <key>`; `/healthz` and `/metrics` do not. The
+//! static demo is served at `/` when configured, and in dev mode the demo's own routes
+//! live under `/dev`.
 
 mod dev;
 mod error;
+mod filters;
 mod handlers;
 mod models;
 mod query;
@@ -20,14 +22,12 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use roomcast_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::hub::Hub;
-use models::{ConnectionsQuery, HistoryQuery, NotificationsQuery};
-use query::{no_query, query};
 
 /// Largest accepted API request body.
 const MAX_BODY: u64 = 1024 * 1024;
@@ -37,20 +37,8 @@ pub fn routes(
     hub: Hub,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let static_dir = hub.config().static_dir.clone();
-    let health = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
-    let metrics = {
-        let hub = hub.clone();
-        warp::path!("metrics").and(warp::get()).map(move || {
-            warp::reply::with_header(
-                hub.metrics().render(),
-                "content-type",
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
-            .into_response()
-        })
-    };
+    let health = filters::health();
+    let metrics = filters::metrics(&hub);
     let dev_routes = hub
         .config()
         .dev
@@ -78,163 +66,50 @@ fn with_hub(hub: &Hub) -> impl Filter<Extract = (Hub,), Error = Infallible> + Cl
     warp::any().map(move || hub.clone())
 }
 
-fn api_routes(hub: &Hub) -> warp::filters::BoxedFilter<(Response,)> {
-    let h = || with_hub(hub);
-    let token = warp::path!("token")
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::token);
-    let send = warp::path!("send")
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::send);
-    let broadcast = warp::path!("broadcast")
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::broadcast);
-    let publish = warp::path!("publish")
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::publish);
-    let notify = warp::path!("notify")
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::notify);
-    let notify_all = warp::path!("notify_all")
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::notify_all);
-    let notifications = warp::path!("users" / String / "notifications")
-        .and(warp::get())
-        .and(h())
-        .and(query::<NotificationsQuery>())
-        .then(handlers::user_notifications);
-    let stats = warp::path!("stats")
-        .and(warp::get())
-        .and(no_query())
-        .and(h())
-        .then(handlers::stats);
-    let conn_list = warp::path!("connections")
-        .and(warp::get())
-        .and(h())
-        .and(query::<ConnectionsQuery>())
-        .then(handlers::list_connections);
-    let conn_drop_all = warp::path!("connections")
-        .and(warp::delete())
-        .and(no_query())
-        .and(h())
-        .then(handlers::disconnect_all);
-    let conn_get = warp::path!("connections" / String)
-        .and(warp::get())
-        .and(no_query())
-        .and(h())
-        .then(handlers::connection);
-    let conn_drop = warp::path!("connections" / String)
-        .and(warp::delete())
-        .and(no_query())
-        .and(h())
-        .then(handlers::disconnect);
-    let data_get = warp::path!("connections" / String / "data")
-        .and(warp::get())
-        .and(no_query())
-        .and(h())
-        .then(handlers::get_data);
-    let data_put = warp::path!("connections" / String / "data")
-        .and(warp::put())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::put_data);
-    let room_create = warp::path!("rooms")
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .and(json_body())
-        .then(handlers::create_room);
-    let room_list = warp::path!("rooms")
-        .and(warp::get())
-        .and(no_query())
-        .and(h())
-        .then(handlers::list_rooms);
-    let room_history = warp::path!("rooms" / String / "history")
-        .and(warp::get())
-        .and(h())
-        .and(query::<HistoryQuery>())
-        .then(handlers::room_history);
-    let room_get = warp::path!("rooms" / String)
-        .and(warp::get())
-        .and(no_query())
-        .and(h())
-        .then(handlers::room);
-    let room_delete = warp::path!("rooms" / String)
-        .and(warp::delete())
-        .and(no_query())
-        .and(h())
-        .then(handlers::delete_room);
-    let member_add = warp::path!("rooms" / String / "members" / String)
-        .and(warp::post())
-        .and(no_query())
-        .and(h())
-        .then(handlers::add_member);
-    let member_remove = warp::path!("rooms" / String / "members" / String)
-        .and(warp::delete())
-        .and(no_query())
-        .and(h())
-        .then(handlers::remove_member);
+/// Every `/api` route (the caller strips the `api` segment and checks the key).
+fn api_routes(hub: &Hub) -> BoxedFilter<(Response,)> {
     // Grouped and boxed: one long chain of `or`s makes warp's nested types (and the
     // compiler's work on them) grow much faster than the route count.
-    let messaging = token
-        .or(send)
+    let messaging = filters::token(hub)
+        .or(filters::send(hub))
         .unify()
-        .or(broadcast)
+        .or(filters::broadcast(hub))
         .unify()
-        .or(publish)
+        .or(filters::publish(hub))
         .unify()
-        .or(notify)
+        .or(filters::notify(hub))
         .unify()
-        .or(notify_all)
+        .or(filters::notify_all(hub))
         .unify()
-        .or(notifications)
+        .or(filters::user_notifications(hub))
         .unify()
-        .or(stats)
-        .unify()
-        .boxed();
-    let connections = conn_list
-        .or(conn_drop_all)
-        .unify()
-        .or(conn_get)
-        .unify()
-        .or(conn_drop)
-        .unify()
-        .or(data_get)
-        .unify()
-        .or(data_put)
+        .or(filters::stats(hub))
         .unify()
         .boxed();
-    let rooms = room_create
-        .or(room_list)
+    let connections = filters::list_connections(hub)
+        .or(filters::disconnect_all(hub))
         .unify()
-        .or(room_history)
+        .or(filters::connection(hub))
         .unify()
-        .or(room_get)
+        .or(filters::disconnect(hub))
         .unify()
-        .or(room_delete)
+        .or(filters::get_data(hub))
         .unify()
-        .or(member_add)
+        .or(filters::put_data(hub))
         .unify()
-        .or(member_remove)
+        .boxed();
+    let rooms = filters::create_room(hub)
+        .or(filters::list_rooms(hub))
+        .unify()
+        .or(filters::room_history(hub))
+        .unify()
+        .or(filters::room(hub))
+        .unify()
+        .or(filters::delete_room(hub))
+        .unify()
+        .or(filters::add_member(hub))
+        .unify()
+        .or(filters::remove_member(hub))
         .unify()
         .boxed();
     messaging.or(connections).unify().or(rooms).unify().boxed()

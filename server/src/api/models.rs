@@ -54,6 +54,15 @@ pub struct HistoryQuery {
 
 // ---- Request bodies ----
 
+/// `POST /dev/token`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DevTokenRequest {
+    pub user_id: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+}
+
 /// `POST /api/token`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

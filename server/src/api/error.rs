@@ -113,10 +113,8 @@ impl Reply for ApiError {
 
 impl warp::reject::Reject for ApiError {}
 
-/// The last step of every route (`recover`): each rejection becomes its contract error.
-///
-/// # Errors
-/// Never: every rejection gets an answer.
+/// The last step of every route (`recover`): each rejection becomes its contract error,
+/// so warp's own plain-text answers are never sent.
 pub(super) async fn rejection(err: Rejection) -> Result<Response, Infallible> {
     Ok(from_rejection(&err).into_response())
 }

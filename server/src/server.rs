@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::json;
+use roomcast_protocol::ErrorCode;
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -198,7 +198,7 @@ fn upgrade(
     let Some(key) = headers.get(SEC_WEBSOCKET_KEY).filter(|_| is_upgrade) else {
         return error_response(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "expected a WebSocket upgrade (version 13)",
         );
     };
@@ -209,7 +209,7 @@ fn upgrade(
         hub.metrics().refuse(503);
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "limit_exceeded",
+            ErrorCode::LimitExceeded,
             "the server is at its connection limit",
         );
     };
@@ -218,7 +218,7 @@ fn upgrade(
         Some(Ok(identity)) => Some(identity),
         Some(Err(reason)) => {
             hub.metrics().refuse(401);
-            return error_response(StatusCode::UNAUTHORIZED, "auth_failed", &reason);
+            return error_response(StatusCode::UNAUTHORIZED, ErrorCode::AuthFailed, reason);
         }
     };
     let config = ws_config(hub.config().max_frame_bytes);
@@ -267,9 +267,13 @@ fn header_has(headers: &http::HeaderMap, name: http::header::HeaderName, token: 
     })
 }
 
-fn error_response(status: StatusCode, code: &str, message: &str) -> warp::reply::Response {
-    let body = warp::reply::json(&json!({ "error": { "code": code, "message": message } }));
-    warp::reply::with_status(body, status).into_response()
+/// A refused upgrade, with the API's error body (`api::ApiError`).
+fn error_response(
+    status: StatusCode,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> warp::reply::Response {
+    api::ApiError::new(status, code, message).into_response()
 }
 
 /// The `/ws` query parameters.

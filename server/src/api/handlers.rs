@@ -1,309 +1,290 @@
-//! Handlers of the HTTP API: typed input in, JSON out. Failures become the contract's
-//! `{"error":{"code","message"}}` with the status of their code.
+//! Handlers of the HTTP API (`/api` and `/dev`), the ends of the filter chains in
+//! [`super::filters`] and [`super::dev`]: typed input in, JSON out. Each takes the path
+//! segments, the hub and then the query or body its route decoded, and answers
+//! [`ApiResult`]: a failure is an [`ApiError`], the contract's `{"error":{"code","message"}}`
+//! with the status of its code.
 
-use roomcast_protocol::{ClientId, ErrorCode, MessageId, RoomName, User, UserId};
+use std::time::Duration;
+
+use roomcast_protocol::{ClientId, ErrorCode, RoomName, User, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use warp::Reply;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use std::time::Duration;
-
+use super::ApiError;
 use super::models::{
-    BroadcastRequest, CreateRoomRequest, NotifyAllRequest, NotifyRequest, PublishRequest,
-    SendRequest, TokenRequest,
+    BroadcastRequest, ConnectionsQuery, CreateRoomRequest, DevTokenRequest, HistoryQuery,
+    NotificationsQuery, NotifyAllRequest, NotifyRequest, PublishRequest, SendRequest, TokenRequest,
 };
-use super::server_error_reply;
 use crate::ServerError;
 use crate::broker::Target;
 use crate::hub::Hub;
+use crate::model::ADMIN_ROLE;
 
 /// Default lifetime of tokens minted by `POST /api/token`.
 const DEFAULT_TTL_SECONDS: u64 = 3600;
 /// Longest lifetime `POST /api/token` grants.
 const MAX_TTL_SECONDS: u64 = 366 * 86_400;
+/// Lifetime of dev tokens; the demo page asks for a new one on every reconnect.
+const DEV_TOKEN_TTL_SECONDS: u64 = 3600;
+/// Longest user id (and display name) the dev sign-in accepts.
+const MAX_DEV_USER_ID: usize = 64;
 
-type ApiResult = Result<Response, ServerError>;
+/// What every handler answers.
+pub type ApiResult = Result<Response, ApiError>;
 
 fn ok(value: &impl Serialize) -> ApiResult {
     Ok(warp::reply::json(value).into_response())
 }
 
-fn done(result: ApiResult) -> Response {
-    result.unwrap_or_else(|err| server_error_reply(&err))
-}
-
-fn bad(message: impl Into<String>) -> ServerError {
-    ServerError::request(ErrorCode::BadRequest, message)
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message)
 }
 
 /// Path segments arrive percent-encoded.
-fn decode(segment: &str) -> Result<String, ServerError> {
+fn decode(segment: &str) -> Result<String, ApiError> {
     percent_encoding::percent_decode_str(segment)
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| bad("path segment is not UTF-8"))
 }
 
-fn room_name(segment: &str) -> Result<RoomName, ServerError> {
+fn room_name(segment: &str) -> Result<RoomName, ApiError> {
     RoomName::new(decode(segment)?).map_err(|e| bad(e.to_string()))
 }
 
 /// An id that cannot be valid cannot exist: that is a 404, like any unknown id.
-fn client_id(segment: &str) -> Result<ClientId, ServerError> {
-    ClientId::new(decode(segment)?)
-        .map_err(|_| ServerError::request(ErrorCode::NotFound, format!("no connection {segment}")))
+fn client_id(segment: &str) -> Result<ClientId, ApiError> {
+    ClientId::new(decode(segment)?).map_err(|_| {
+        ServerError::request(ErrorCode::NotFound, format!("no connection {segment}")).into()
+    })
 }
 
-fn user_id(segment: &str) -> Result<UserId, ServerError> {
+fn user_id(segment: &str) -> Result<UserId, ApiError> {
     UserId::new(decode(segment)?).map_err(|e| bad(e.to_string()))
 }
 
 /// `timeoutMs` is only meaningful with `ack`.
-fn ack_timeout(ack: bool, timeout_ms: Option<u64>) -> Result<Option<Duration>, ServerError> {
+fn ack_timeout(ack: bool, timeout_ms: Option<u64>) -> Result<Option<Duration>, ApiError> {
     match (ack, timeout_ms) {
         (false, Some(_)) => Err(bad("`timeoutMs` needs `ack: true`")),
         (_, timeout) => Ok(timeout.map(Duration::from_millis)),
     }
 }
 
-/// The `?key=value` pairs of a query string.
-pub(super) fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ServerError> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .map_err(|e| bad(format!("invalid query: {e}")))
-}
-
-/// A `limit` query parameter: a positive integer.
-pub(super) fn positive_limit(value: &str) -> Result<u32, ServerError> {
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| bad("`limit` must be a positive integer"))
-}
-
-pub(super) fn flag(name: &str, value: &str) -> Result<bool, ServerError> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(bad(format!("`{name}` must be true or false"))),
+/// `POST /api/token`.
+pub async fn token(hub: Hub, body: TokenRequest) -> ApiResult {
+    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+    if ttl == 0 || ttl > MAX_TTL_SECONDS {
+        return Err(bad(format!(
+            "`ttlSeconds` must be between 1 and {MAX_TTL_SECONDS}"
+        )));
     }
+    let user = User::new(body.user_id, body.name, body.roles, body.info);
+    let token = hub.auth().issue(&user, Some(ttl))?;
+    ok(&json!({ "token": token, "userId": user.user_id, "expiresIn": ttl }))
 }
 
-pub async fn token(hub: Hub, body: TokenRequest) -> Response {
-    done((|| {
-        let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
-        if ttl == 0 || ttl > MAX_TTL_SECONDS {
-            return Err(bad(format!(
-                "`ttlSeconds` must be between 1 and {MAX_TTL_SECONDS}"
-            )));
-        }
-        let user = User::new(body.user_id, body.name, body.roles, body.info);
-        let token = hub.auth().issue(&user, Some(ttl))?;
-        ok(&json!({ "token": token, "userId": user.user_id, "expiresIn": ttl }))
-    })())
+/// `POST /api/send`.
+pub async fn send(hub: Hub, body: SendRequest) -> ApiResult {
+    let timeout = ack_timeout(body.ack, body.timeout_ms)?;
+    let id = client_id(&body.client_id)?;
+    if body.ack {
+        let outcome = hub.send_with_ack(&id, &body.message, timeout).await?;
+        return ok(&json!({ "results": { id.as_str(): outcome } }));
+    }
+    hub.send_to_client(&id, &body.message).await?;
+    ok(&json!({ "recipients": 1 }))
 }
 
-pub async fn send(hub: Hub, body: SendRequest) -> Response {
-    let result = async {
-        let timeout = ack_timeout(body.ack, body.timeout_ms)?;
-        let id = client_id(&body.client_id)?;
-        if body.ack {
-            let outcome = hub.send_with_ack(&id, &body.message, timeout).await?;
-            return ok(&json!({ "results": { id.as_str(): outcome } }));
-        }
-        hub.send_to_client(&id, &body.message).await?;
-        ok(&json!({ "recipients": 1 }))
-    };
-    done(result.await)
-}
-
-pub async fn broadcast(hub: Hub, body: BroadcastRequest) -> Response {
-    let result = async {
-        let target = body.to.target().map_err(bad)?;
-        let timeout = ack_timeout(body.ack, body.timeout_ms)?;
-        if body.batch {
-            let Target::Room(room) = &target else {
-                return Err(bad("`batch` needs a `{\"room\": ...}` target"));
-            };
-            if body.ack {
-                return Err(bad("`batch` and `ack` cannot be combined"));
-            }
-            let batched = hub.batch(room, &body.message).await?;
-            return ok(&json!({ "batched": true, "pending": batched.pending }));
-        }
-        if body.ack {
-            let results = hub
-                .broadcast_with_ack(&target, &body.message, timeout)
-                .await?;
-            return ok(&json!({ "results": results }));
-        }
-        let recipients = hub.broadcast(target, &body.message).await?;
-        ok(&json!({ "recipients": recipients }))
-    };
-    done(result.await)
-}
-
-pub async fn publish(hub: Hub, body: PublishRequest) -> Response {
-    done(
-        hub.publish_topic(&body.topic, &body.kind, &body.items)
-            .await
-            .and_then(|published| ok(&published)),
-    )
-}
-
-pub async fn notify(hub: Hub, body: NotifyRequest) -> Response {
-    let result = async {
-        let notified = hub
-            .notify(&body.user_id, body.title, body.content, body.priority)
-            .await?;
-        ok(&notified)
-    };
-    done(result.await)
-}
-
-pub async fn notify_all(hub: Hub, body: NotifyAllRequest) -> Response {
-    let result = async { ok(&hub.notify_all(body.title, body.content).await?) };
-    done(result.await)
-}
-
-/// `GET /api/users/{userId}/notifications?unread=true&limit=`.
-pub async fn user_notifications(segment: String, hub: Hub, query: String) -> Response {
-    let result = async {
-        let user = user_id(&segment)?;
-        let mut unread = false;
-        let mut limit = None;
-        for (key, value) in query_pairs(&query)? {
-            match key.as_str() {
-                "unread" => unread = flag("unread", &value)?,
-                "limit" => limit = Some(positive_limit(&value)?),
-                other => return Err(bad(format!("unknown query parameter `{other}`"))),
-            }
-        }
-        let items = hub.notifications(&user, unread, limit).await?;
-        ok(&json!({ "items": items }))
-    };
-    done(result.await)
-}
-
-pub async fn stats(hub: Hub) -> Response {
-    done(ok(&hub.stats()))
-}
-
-pub async fn list_connections(hub: Hub, query: String) -> Response {
-    let active = query
-        .split('&')
-        .any(|pair| pair == "active=true" || pair == "active=1");
-    let result = async { ok(&json!({ "items": hub.connections(active).await? })) };
-    done(result.await)
-}
-
-/// Every connection, for the demo's admin view.
-pub async fn all_connections(hub: Hub) -> Response {
-    let result = async { ok(&json!({ "items": hub.connections(false).await? })) };
-    done(result.await)
-}
-
-pub async fn disconnect_all(hub: Hub) -> Response {
-    let result = async { ok(&json!({ "disconnected": hub.disconnect_all().await? })) };
-    done(result.await)
-}
-
-pub async fn connection(segment: String, hub: Hub) -> Response {
-    let result = async { ok(&hub.connection_info(&client_id(&segment)?).await?) };
-    done(result.await)
-}
-
-pub async fn disconnect(segment: String, hub: Hub) -> Response {
-    let result = async {
-        hub.disconnect(&client_id(&segment)?).await?;
-        ok(&json!({ "disconnected": 1 }))
-    };
-    done(result.await)
-}
-
-pub async fn get_data(segment: String, hub: Hub) -> Response {
-    let result = async { ok(&json!({ "data": hub.client_data(&client_id(&segment)?).await? })) };
-    done(result.await)
-}
-
-pub async fn put_data(segment: String, hub: Hub, body: Value) -> Response {
-    let result = async {
-        let data = hub.set_client_data(&client_id(&segment)?, body).await?;
-        ok(&json!({ "data": data }))
-    };
-    done(result.await)
-}
-
-pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> Response {
-    let result = async {
-        let options = body.options().map_err(bad)?;
-        let (info, created) = hub.create_room(&body.name, options).await?;
-        let status = if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
+/// `POST /api/broadcast`.
+pub async fn broadcast(hub: Hub, body: BroadcastRequest) -> ApiResult {
+    let target = body.to.target().map_err(bad)?;
+    let timeout = ack_timeout(body.ack, body.timeout_ms)?;
+    if body.batch {
+        let Target::Room(room) = &target else {
+            return Err(bad("`batch` needs a `{\"room\": ...}` target"));
         };
-        Ok(warp::reply::with_status(warp::reply::json(&info), status).into_response())
+        if body.ack {
+            return Err(bad("`batch` and `ack` cannot be combined"));
+        }
+        let batched = hub.batch(room, &body.message).await?;
+        return ok(&json!({ "batched": true, "pending": batched.pending }));
+    }
+    if body.ack {
+        let results = hub
+            .broadcast_with_ack(&target, &body.message, timeout)
+            .await?;
+        return ok(&json!({ "results": results }));
+    }
+    let recipients = hub.broadcast(target, &body.message).await?;
+    ok(&json!({ "recipients": recipients }))
+}
+
+/// `POST /api/publish`.
+pub async fn publish(hub: Hub, body: PublishRequest) -> ApiResult {
+    ok(&hub
+        .publish_topic(&body.topic, &body.kind, &body.items)
+        .await?)
+}
+
+/// `POST /api/notify` and `POST /dev/admin/notify`.
+pub async fn notify(hub: Hub, body: NotifyRequest) -> ApiResult {
+    let notified = hub
+        .notify(&body.user_id, body.title, body.content, body.priority)
+        .await?;
+    ok(&notified)
+}
+
+/// `POST /api/notify_all` and `POST /dev/admin/notify_all`.
+pub async fn notify_all(hub: Hub, body: NotifyAllRequest) -> ApiResult {
+    ok(&hub.notify_all(body.title, body.content).await?)
+}
+
+/// `GET /api/users/{userId}/notifications?unread=&limit=`.
+pub async fn user_notifications(segment: String, hub: Hub, query: NotificationsQuery) -> ApiResult {
+    notifications_of(&user_id(&segment)?, &hub, &query).await
+}
+
+/// A user's notifications, newest first.
+async fn notifications_of(user: &UserId, hub: &Hub, query: &NotificationsQuery) -> ApiResult {
+    let items = hub.notifications(user, query.unread, query.limit).await?;
+    ok(&json!({ "items": items }))
+}
+
+/// `GET /api/stats`.
+pub async fn stats(hub: Hub) -> ApiResult {
+    ok(&hub.stats())
+}
+
+/// `GET /api/connections?active=`.
+pub async fn list_connections(hub: Hub, query: ConnectionsQuery) -> ApiResult {
+    ok(&json!({ "items": hub.connections(query.active).await? }))
+}
+
+/// `GET /dev/admin/connections`: every connection, for the demo's admin view.
+pub async fn all_connections(hub: Hub) -> ApiResult {
+    ok(&json!({ "items": hub.connections(false).await? }))
+}
+
+/// `DELETE /api/connections`.
+pub async fn disconnect_all(hub: Hub) -> ApiResult {
+    ok(&json!({ "disconnected": hub.disconnect_all().await? }))
+}
+
+/// `GET /api/connections/{clientId}`.
+pub async fn connection(segment: String, hub: Hub) -> ApiResult {
+    ok(&hub.connection_info(&client_id(&segment)?).await?)
+}
+
+/// `DELETE /api/connections/{clientId}` and `DELETE /dev/admin/connections/{clientId}`.
+pub async fn disconnect(segment: String, hub: Hub) -> ApiResult {
+    hub.disconnect(&client_id(&segment)?).await?;
+    ok(&json!({ "disconnected": 1 }))
+}
+
+/// `GET /api/connections/{clientId}/data`.
+pub async fn get_data(segment: String, hub: Hub) -> ApiResult {
+    ok(&json!({ "data": hub.client_data(&client_id(&segment)?).await? }))
+}
+
+/// `PUT /api/connections/{clientId}/data`.
+pub async fn put_data(segment: String, hub: Hub, body: Value) -> ApiResult {
+    let data = hub.set_client_data(&client_id(&segment)?, body).await?;
+    ok(&json!({ "data": data }))
+}
+
+/// `POST /api/rooms`: 201 when the room is new, 200 when it was updated.
+pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> ApiResult {
+    let options = body.options().map_err(bad)?;
+    let (info, created) = hub.create_room(&body.name, options).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    done(result.await)
+    Ok(warp::reply::with_status(warp::reply::json(&info), status).into_response())
 }
 
-pub async fn list_rooms(hub: Hub) -> Response {
-    done(ok(&json!({ "items": hub.rooms() })))
+/// `GET /api/rooms`.
+pub async fn list_rooms(hub: Hub) -> ApiResult {
+    ok(&json!({ "items": hub.rooms() }))
 }
 
-pub async fn room(segment: String, hub: Hub) -> Response {
-    done(
-        room_name(&segment)
-            .and_then(|name| hub.room(&name))
-            .and_then(|info| ok(&info)),
-    )
+/// `GET /api/rooms/{name}`.
+pub async fn room(segment: String, hub: Hub) -> ApiResult {
+    ok(&hub.room(&room_name(&segment)?)?)
 }
 
 /// `GET /api/rooms/{name}/history?limit=&before=`.
-pub async fn room_history(segment: String, hub: Hub, query: String) -> Response {
-    let result = async {
-        let name = room_name(&segment)?;
-        let mut limit = None;
-        let mut before = None;
-        for (key, value) in query_pairs(&query)? {
-            match key.as_str() {
-                "limit" => limit = Some(positive_limit(&value)?),
-                "before" => before = Some(MessageId::new(value).map_err(|e| bad(e.to_string()))?),
-                other => return Err(bad(format!("unknown query parameter `{other}`"))),
-            }
-        }
-        let items = hub.history(&name, limit, before.as_ref()).await?;
-        ok(&json!({ "items": items }))
-    };
-    done(result.await)
+pub async fn room_history(segment: String, hub: Hub, query: HistoryQuery) -> ApiResult {
+    let name = room_name(&segment)?;
+    let items = hub
+        .history(&name, query.limit, query.before.as_ref())
+        .await?;
+    ok(&json!({ "items": items }))
 }
 
-pub async fn delete_room(segment: String, hub: Hub) -> Response {
-    let result = async {
-        let name = room_name(&segment)?;
-        let removed = hub.delete_room(&name).await?;
-        ok(&json!({ "deleted": name, "removedMembers": removed }))
-    };
-    done(result.await)
+/// `DELETE /api/rooms/{name}`.
+pub async fn delete_room(segment: String, hub: Hub) -> ApiResult {
+    let name = room_name(&segment)?;
+    let removed = hub.delete_room(&name).await?;
+    ok(&json!({ "deleted": name, "removedMembers": removed }))
 }
 
-pub async fn add_member(room: String, client: String, hub: Hub) -> Response {
-    let result = async {
-        let name = room_name(&room)?;
-        ok(&hub.add_member(&client_id(&client)?, &name).await?)
-    };
-    done(result.await)
+/// `POST /api/rooms/{name}/members/{clientId}`.
+pub async fn add_member(room: String, client: String, hub: Hub) -> ApiResult {
+    let name = room_name(&room)?;
+    ok(&hub.add_member(&client_id(&client)?, &name).await?)
 }
 
-pub async fn remove_member(room: String, client: String, hub: Hub) -> Response {
-    let result = async {
-        let name = room_name(&room)?;
-        let id = client_id(&client)?;
-        hub.remove_member(&id, &name).await?;
-        ok(&json!({ "room": name, "clientId": id }))
-    };
-    done(result.await)
+/// `DELETE /api/rooms/{name}/members/{clientId}`.
+pub async fn remove_member(room: String, client: String, hub: Hub) -> ApiResult {
+    let name = room_name(&room)?;
+    let id = client_id(&client)?;
+    hub.remove_member(&id, &name).await?;
+    ok(&json!({ "room": name, "clientId": id }))
+}
+
+// ---- Dev-only (`/dev`, see `super::dev`) ----
+
+/// `POST /dev/token`: a token for the user the sign-in form names, with role `user` or
+/// `admin`.
+pub async fn dev_token(hub: Hub, body: DevTokenRequest) -> ApiResult {
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@');
+    if body.user_id.is_empty()
+        || body.user_id.len() > MAX_DEV_USER_ID
+        || !body.user_id.chars().all(valid)
+    {
+        return Err(bad(format!(
+            "`userId` must be 1-{MAX_DEV_USER_ID} letters, digits or `-_.:@`"
+        )));
+    }
+    let role = body.role.unwrap_or_else(|| "user".to_owned());
+    if role != "user" && role != ADMIN_ROLE {
+        return Err(bad("`role` must be `user` or `admin`"));
+    }
+    let name = body
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_DEV_USER_ID)
+    {
+        return Err(bad(format!(
+            "`name` must be at most {MAX_DEV_USER_ID} characters"
+        )));
+    }
+    let user_id = UserId::new(body.user_id).map_err(|e| bad(e.to_string()))?;
+    let user = User::new(user_id, name, vec![role], serde_json::Map::new());
+    let token = hub.auth().issue(&user, Some(DEV_TOKEN_TTL_SECONDS))?;
+    ok(&json!({ "token": token, "user": user, "expiresIn": DEV_TOKEN_TTL_SECONDS }))
+}
+
+/// `GET /dev/notifications?unread=&limit=`: the caller's own, newest first.
+pub async fn own_notifications(user: User, hub: Hub, query: NotificationsQuery) -> ApiResult {
+    notifications_of(&user.user_id, &hub, &query).await
 }

@@ -1,13 +1,20 @@
-//! The HTTP side (CONTRACT §9): every warp filter lives here; handlers are in
-//! [`handlers`], request bodies in [`models`]. `/api/*` needs `Authorization: Bearer <key>`;
-//! `/healthz` and `/metrics` do not. The static demo is served at `/` when configured, and
-//! in dev mode the demo's own routes live under `/dev` (see [`dev`]).
+//! The HTTP side (CONTRACT §9), in warp's `examples/todos.rs` shape: one filter per route
+//! in [`filters`] (and [`dev`] for `/dev`), handlers in [`handlers`], request bodies and
+//! query strings in [`models`], decoded by [`query`]; every failure is an [`ApiError`]
+//! ([`error`]). This module assembles the routes and holds the filters they share.
+//! `/api/*` needs `Authorization: Bearer <key>`; `/healthz` and `/metrics` do not. The
+//! static demo is served at `/` when configured, and in dev mode the demo's own routes
+//! live under `/dev`.
 
 mod dev;
+mod error;
+mod filters;
 mod handlers;
 mod models;
+mod query;
 
 pub use crate::model::ADMIN_ROLE;
+pub use error::ApiError;
 
 use std::convert::Infallible;
 
@@ -15,12 +22,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use roomcast_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::ServerError;
 use crate::hub::Hub;
 
 /// Largest accepted API request body.
@@ -31,20 +37,8 @@ pub fn routes(
     hub: Hub,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let static_dir = hub.config().static_dir.clone();
-    let health = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| warp::reply::json(&json!({"status": "ok"})).into_response());
-    let metrics = {
-        let hub = hub.clone();
-        warp::path!("metrics").and(warp::get()).map(move || {
-            warp::reply::with_header(
-                hub.metrics().render(),
-                "content-type",
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
-            .into_response()
-        })
-    };
+    let health = filters::health();
+    let metrics = filters::metrics(&hub);
     let dev_routes = hub
         .config()
         .dev
@@ -63,7 +57,7 @@ pub fn routes(
             .boxed(),
         None => base,
     };
-    routes.recover(rejection).unify()
+    routes.recover(error::rejection).unify()
 }
 
 /// Hands each request a handle to the hub.
@@ -72,165 +66,54 @@ fn with_hub(hub: &Hub) -> impl Filter<Extract = (Hub,), Error = Infallible> + Cl
     warp::any().map(move || hub.clone())
 }
 
-/// The raw query string, empty when there is none.
-fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
-fn api_routes(hub: &Hub) -> warp::filters::BoxedFilter<(Response,)> {
-    let h = || with_hub(hub);
-    let token = warp::path!("token")
-        .and(warp::post())
-        .and(h())
-        .and(json_body())
-        .then(handlers::token);
-    let send = warp::path!("send")
-        .and(warp::post())
-        .and(h())
-        .and(json_body())
-        .then(handlers::send);
-    let broadcast = warp::path!("broadcast")
-        .and(warp::post())
-        .and(h())
-        .and(json_body())
-        .then(handlers::broadcast);
-    let publish = warp::path!("publish")
-        .and(warp::post())
-        .and(h())
-        .and(json_body())
-        .then(handlers::publish);
-    let notify = warp::path!("notify")
-        .and(warp::post())
-        .and(h())
-        .and(json_body())
-        .then(handlers::notify);
-    let notify_all = warp::path!("notify_all")
-        .and(warp::post())
-        .and(h())
-        .and(json_body())
-        .then(handlers::notify_all);
-    let notifications = warp::path!("users" / String / "notifications")
-        .and(warp::get())
-        .and(h())
-        .and(raw_query())
-        .then(handlers::user_notifications);
-    let stats = warp::path!("stats")
-        .and(warp::get())
-        .and(h())
-        .then(handlers::stats);
-    let conn_list = warp::path!("connections")
-        .and(warp::get())
-        .and(h())
-        .and(raw_query())
-        .then(handlers::list_connections);
-    let conn_drop_all = warp::path!("connections")
-        .and(warp::delete())
-        .and(h())
-        .then(handlers::disconnect_all);
-    let conn_get = warp::path!("connections" / String)
-        .and(warp::get())
-        .and(h())
-        .then(handlers::connection);
-    let conn_drop = warp::path!("connections" / String)
-        .and(warp::delete())
-        .and(h())
-        .then(handlers::disconnect);
-    let data_get = warp::path!("connections" / String / "data")
-        .and(warp::get())
-        .and(h())
-        .then(handlers::get_data);
-    let data_put = warp::path!("connections" / String / "data")
-        .and(warp::put())
-        .and(h())
-        .and(json_body())
-        .then(handlers::put_data);
-    let room_create = warp::path!("rooms")
-        .and(warp::post())
-        .and(h())
-        .and(json_body())
-        .then(handlers::create_room);
-    let room_list = warp::path!("rooms")
-        .and(warp::get())
-        .and(h())
-        .then(handlers::list_rooms);
-    let room_history = warp::path!("rooms" / String / "history")
-        .and(warp::get())
-        .and(h())
-        .and(raw_query())
-        .then(handlers::room_history);
-    let room_get = warp::path!("rooms" / String)
-        .and(warp::get())
-        .and(h())
-        .then(handlers::room);
-    let room_delete = warp::path!("rooms" / String)
-        .and(warp::delete())
-        .and(h())
-        .then(handlers::delete_room);
-    let member_add = warp::path!("rooms" / String / "members" / String)
-        .and(warp::post())
-        .and(h())
-        .then(handlers::add_member);
-    let member_remove = warp::path!("rooms" / String / "members" / String)
-        .and(warp::delete())
-        .and(h())
-        .then(handlers::remove_member);
+/// Every `/api` route (the caller strips the `api` segment and checks the key).
+fn api_routes(hub: &Hub) -> BoxedFilter<(Response,)> {
     // Grouped and boxed: one long chain of `or`s makes warp's nested types (and the
     // compiler's work on them) grow much faster than the route count.
-    let messaging = token
-        .or(send)
+    let messaging = filters::token(hub)
+        .or(filters::send(hub))
         .unify()
-        .or(broadcast)
+        .or(filters::broadcast(hub))
         .unify()
-        .or(publish)
+        .or(filters::publish(hub))
         .unify()
-        .or(notify)
+        .or(filters::notify(hub))
         .unify()
-        .or(notify_all)
+        .or(filters::notify_all(hub))
         .unify()
-        .or(notifications)
+        .or(filters::user_notifications(hub))
         .unify()
-        .or(stats)
-        .unify()
-        .boxed();
-    let connections = conn_list
-        .or(conn_drop_all)
-        .unify()
-        .or(conn_get)
-        .unify()
-        .or(conn_drop)
-        .unify()
-        .or(data_get)
-        .unify()
-        .or(data_put)
+        .or(filters::stats(hub))
         .unify()
         .boxed();
-    let rooms = room_create
-        .or(room_list)
+    let connections = filters::list_connections(hub)
+        .or(filters::disconnect_all(hub))
         .unify()
-        .or(room_history)
+        .or(filters::connection(hub))
         .unify()
-        .or(room_get)
+        .or(filters::disconnect(hub))
         .unify()
-        .or(room_delete)
+        .or(filters::get_data(hub))
         .unify()
-        .or(member_add)
+        .or(filters::put_data(hub))
         .unify()
-        .or(member_remove)
+        .boxed();
+    let rooms = filters::create_room(hub)
+        .or(filters::list_rooms(hub))
+        .unify()
+        .or(filters::room_history(hub))
+        .unify()
+        .or(filters::room(hub))
+        .unify()
+        .or(filters::delete_room(hub))
+        .unify()
+        .or(filters::add_member(hub))
+        .unify()
+        .or(filters::remove_member(hub))
         .unify()
         .boxed();
     messaging.or(connections).unify().or(rooms).unify().boxed()
 }
-
-/// Rejections of our own, turned into contract errors by [`rejection`].
-#[derive(Debug)]
-enum ApiRejection {
-    MissingKey,
-    WrongKey,
-    Body(String),
-    TooLarge,
-}
-
-impl warp::reject::Reject for ApiRejection {}
 
 /// Checks `Authorization: Bearer <api key>`.
 fn api_key(hub: Hub) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -239,11 +122,19 @@ fn api_key(hub: Hub) -> impl Filter<Extract = (), Error = Rejection> + Clone {
             let expected = hub.config().api_key.clone();
             async move {
                 match header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
-                    None => Err(warp::reject::custom(ApiRejection::MissingKey)),
+                    None => Err(warp::reject::custom(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorCode::NotAuthenticated,
+                        "missing `Authorization: Bearer <api key>`",
+                    ))),
                     Some(key) if constant_time_eq(key.trim().as_bytes(), expected.as_bytes()) => {
                         Ok(())
                     }
-                    Some(_) => Err(warp::reject::custom(ApiRejection::WrongKey)),
+                    Some(_) => Err(warp::reject::custom(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorCode::AuthFailed,
+                        "wrong API key",
+                    ))),
                 }
             }
         })
@@ -262,7 +153,7 @@ fn json_body<T: DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error 
     warp::body::stream().and_then(|stream| async move {
         let body = read_capped(stream).await?;
         serde_json::from_slice::<T>(&body)
-            .map_err(|e| warp::reject::custom(ApiRejection::Body(format!("invalid body: {e}"))))
+            .map_err(|e| warp::reject::custom(ApiError::bad_request(format!("invalid body: {e}"))))
     })
 }
 
@@ -275,79 +166,12 @@ async fn read_capped<B: Buf>(
     tokio::pin!(stream);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            warp::reject::custom(ApiRejection::Body(format!("cannot read body: {e}")))
+            warp::reject::custom(ApiError::bad_request(format!("cannot read body: {e}")))
         })?;
         if body.len() + chunk.remaining() > limit {
-            return Err(warp::reject::custom(ApiRejection::TooLarge));
+            return Err(warp::reject::custom(error::too_large()));
         }
         body.put(chunk);
     }
     Ok(body.freeze())
-}
-
-/// The error body of every failed API call: `{"error":{"code","message"}}`.
-pub(crate) fn error_reply(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let body = warp::reply::json(&json!({ "error": { "code": code, "message": message } }));
-    warp::reply::with_status(body, status).into_response()
-}
-
-/// Maps a [`ServerError`] to its HTTP status and error body.
-pub(crate) fn server_error_reply(err: &ServerError) -> Response {
-    let code = err.code();
-    let status = match code {
-        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::NotAuthenticated | ErrorCode::AuthFailed => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::RoomFull | ErrorCode::NotMember => StatusCode::CONFLICT,
-        ErrorCode::RateLimited | ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::Internal => {
-            tracing::error!(cause = %err, "api request failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
-    error_reply(status, code, &err.public_message())
-}
-
-async fn rejection(err: Rejection) -> Result<Response, Infallible> {
-    let reply = if let Some(api) = err.find::<ApiRejection>() {
-        match api {
-            ApiRejection::MissingKey => error_reply(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::NotAuthenticated,
-                "missing `Authorization: Bearer <api key>`",
-            ),
-            ApiRejection::WrongKey => error_reply(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::AuthFailed,
-                "wrong API key",
-            ),
-            ApiRejection::Body(message) => {
-                error_reply(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
-            }
-            ApiRejection::TooLarge => error_reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::TooLarge,
-                "request body over 1 MiB",
-            ),
-        }
-    } else if let Some(dev::Denied(denied)) = err.find::<dev::Denied>() {
-        server_error_reply(denied)
-    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
-        error_reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::BadRequest,
-            "method not allowed on this route",
-        )
-    } else if err.is_not_found() {
-        error_reply(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
-    } else {
-        error_reply(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            &format!("{err:?}"),
-        )
-    };
-    Ok(reply)
 }

@@ -1,13 +1,67 @@
-//! Request bodies of the HTTP API. Unknown fields are refused so a typo is a 400 rather
-//! than a silently ignored option.
+//! Request bodies and query strings of the HTTP API (`/api` and `/dev`). Unknown fields
+//! and query parameters are refused so a typo is a 400 rather than a silently ignored
+//! option.
 
-use roomcast_protocol::{ClientId, Priority, RoomName, UserId};
+use roomcast_protocol::{ClientId, MessageId, Priority, RoomName, UserId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::query;
 use crate::broker::Target;
 use crate::model::RoomOptions;
+
+// ---- Query strings (decoded by `query::query`; values arrive as strings) ----
+
+/// The query of every route that takes no parameters: any key is a 400.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
+/// `GET /api/connections?active=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsQuery {
+    /// Only authenticated connections.
+    #[serde(default, deserialize_with = "query::active")]
+    pub active: bool,
+}
+
+/// `GET /api/users/{userId}/notifications?unread=&limit=` and
+/// `GET /dev/notifications?unread=&limit=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsQuery {
+    /// Only unread notifications.
+    #[serde(default, deserialize_with = "query::unread")]
+    pub unread: bool,
+    /// How many; the hub applies its default and cap.
+    #[serde(default, deserialize_with = "query::limit")]
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/rooms/{name}/history?limit=&before=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How many messages; the hub applies its default and cap.
+    #[serde(default, deserialize_with = "query::limit")]
+    pub limit: Option<u32>,
+    /// Only messages strictly older than this one.
+    #[serde(default, deserialize_with = "query::before")]
+    pub before: Option<MessageId>,
+}
+
+// ---- Request bodies ----
+
+/// `POST /dev/token`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DevTokenRequest {
+    pub user_id: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+}
 
 /// `POST /api/token`.
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,8 @@
 //! # }
 //! ```
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod api;
 pub mod auth;
 pub mod broker;

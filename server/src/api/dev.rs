@@ -21,7 +21,7 @@ use crate::hub::Hub;
 use crate::model::ADMIN_ROLE;
 
 /// Every `/dev` route (the caller strips the `dev` segment).
-pub fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
+pub(super) fn routes(hub: &Hub) -> BoxedFilter<(Response,)> {
     token(hub)
         .or(notifications(hub))
         .unify()

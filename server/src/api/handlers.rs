@@ -33,7 +33,7 @@ const DEV_TOKEN_TTL_SECONDS: u64 = 3600;
 const MAX_DEV_USER_ID: usize = 64;
 
 /// What every handler answers.
-pub type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
 fn ok(value: &impl Serialize) -> ApiResult {
     Ok(warp::reply::json(value).into_response())
@@ -75,7 +75,7 @@ fn ack_timeout(ack: bool, timeout_ms: Option<u64>) -> Result<Option<Duration>, A
 }
 
 /// `POST /api/token`.
-pub async fn token(hub: Hub, body: TokenRequest) -> ApiResult {
+pub(super) async fn token(hub: Hub, body: TokenRequest) -> ApiResult {
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if ttl == 0 || ttl > MAX_TTL_SECONDS {
         return Err(bad(format!(
@@ -88,7 +88,7 @@ pub async fn token(hub: Hub, body: TokenRequest) -> ApiResult {
 }
 
 /// `POST /api/send`.
-pub async fn send(hub: Hub, body: SendRequest) -> ApiResult {
+pub(super) async fn send(hub: Hub, body: SendRequest) -> ApiResult {
     let timeout = ack_timeout(body.ack, body.timeout_ms)?;
     let id = client_id(&body.client_id)?;
     if body.ack {
@@ -100,7 +100,7 @@ pub async fn send(hub: Hub, body: SendRequest) -> ApiResult {
 }
 
 /// `POST /api/broadcast`.
-pub async fn broadcast(hub: Hub, body: BroadcastRequest) -> ApiResult {
+pub(super) async fn broadcast(hub: Hub, body: BroadcastRequest) -> ApiResult {
     let target = body.to.target().map_err(bad)?;
     let timeout = ack_timeout(body.ack, body.timeout_ms)?;
     if body.batch {
@@ -124,14 +124,14 @@ pub async fn broadcast(hub: Hub, body: BroadcastRequest) -> ApiResult {
 }
 
 /// `POST /api/publish`.
-pub async fn publish(hub: Hub, body: PublishRequest) -> ApiResult {
+pub(super) async fn publish(hub: Hub, body: PublishRequest) -> ApiResult {
     ok(&hub
         .publish_topic(&body.topic, &body.kind, &body.items)
         .await?)
 }
 
 /// `POST /api/notify` and `POST /dev/admin/notify`.
-pub async fn notify(hub: Hub, body: NotifyRequest) -> ApiResult {
+pub(super) async fn notify(hub: Hub, body: NotifyRequest) -> ApiResult {
     let notified = hub
         .notify(&body.user_id, body.title, body.content, body.priority)
         .await?;
@@ -139,12 +139,16 @@ pub async fn notify(hub: Hub, body: NotifyRequest) -> ApiResult {
 }
 
 /// `POST /api/notify_all` and `POST /dev/admin/notify_all`.
-pub async fn notify_all(hub: Hub, body: NotifyAllRequest) -> ApiResult {
+pub(super) async fn notify_all(hub: Hub, body: NotifyAllRequest) -> ApiResult {
     ok(&hub.notify_all(body.title, body.content).await?)
 }
 
 /// `GET /api/users/{userId}/notifications?unread=&limit=`.
-pub async fn user_notifications(segment: String, hub: Hub, query: NotificationsQuery) -> ApiResult {
+pub(super) async fn user_notifications(
+    segment: String,
+    hub: Hub,
+    query: NotificationsQuery,
+) -> ApiResult {
     notifications_of(&user_id(&segment)?, &hub, &query).await
 }
 
@@ -155,49 +159,49 @@ async fn notifications_of(user: &UserId, hub: &Hub, query: &NotificationsQuery) 
 }
 
 /// `GET /api/stats`.
-pub async fn stats(hub: Hub) -> ApiResult {
+pub(super) async fn stats(hub: Hub) -> ApiResult {
     ok(&hub.stats())
 }
 
 /// `GET /api/connections?active=`.
-pub async fn list_connections(hub: Hub, query: ConnectionsQuery) -> ApiResult {
+pub(super) async fn list_connections(hub: Hub, query: ConnectionsQuery) -> ApiResult {
     ok(&json!({ "items": hub.connections(query.active).await? }))
 }
 
 /// `GET /dev/admin/connections`: every connection, for the demo's admin view.
-pub async fn all_connections(hub: Hub) -> ApiResult {
+pub(super) async fn all_connections(hub: Hub) -> ApiResult {
     ok(&json!({ "items": hub.connections(false).await? }))
 }
 
 /// `DELETE /api/connections`.
-pub async fn disconnect_all(hub: Hub) -> ApiResult {
+pub(super) async fn disconnect_all(hub: Hub) -> ApiResult {
     ok(&json!({ "disconnected": hub.disconnect_all().await? }))
 }
 
 /// `GET /api/connections/{clientId}`.
-pub async fn connection(segment: String, hub: Hub) -> ApiResult {
+pub(super) async fn connection(segment: String, hub: Hub) -> ApiResult {
     ok(&hub.connection_info(&client_id(&segment)?).await?)
 }
 
 /// `DELETE /api/connections/{clientId}` and `DELETE /dev/admin/connections/{clientId}`.
-pub async fn disconnect(segment: String, hub: Hub) -> ApiResult {
+pub(super) async fn disconnect(segment: String, hub: Hub) -> ApiResult {
     hub.disconnect(&client_id(&segment)?).await?;
     ok(&json!({ "disconnected": 1 }))
 }
 
 /// `GET /api/connections/{clientId}/data`.
-pub async fn get_data(segment: String, hub: Hub) -> ApiResult {
+pub(super) async fn get_data(segment: String, hub: Hub) -> ApiResult {
     ok(&json!({ "data": hub.client_data(&client_id(&segment)?).await? }))
 }
 
 /// `PUT /api/connections/{clientId}/data`.
-pub async fn put_data(segment: String, hub: Hub, body: Value) -> ApiResult {
+pub(super) async fn put_data(segment: String, hub: Hub, body: Value) -> ApiResult {
     let data = hub.set_client_data(&client_id(&segment)?, body).await?;
     ok(&json!({ "data": data }))
 }
 
 /// `POST /api/rooms`: 201 when the room is new, 200 when it was updated.
-pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> ApiResult {
+pub(super) async fn create_room(hub: Hub, body: CreateRoomRequest) -> ApiResult {
     let options = body.options().map_err(bad)?;
     let (info, created) = hub.create_room(&body.name, options).await?;
     let status = if created {
@@ -209,17 +213,17 @@ pub async fn create_room(hub: Hub, body: CreateRoomRequest) -> ApiResult {
 }
 
 /// `GET /api/rooms`.
-pub async fn list_rooms(hub: Hub) -> ApiResult {
+pub(super) async fn list_rooms(hub: Hub) -> ApiResult {
     ok(&json!({ "items": hub.rooms() }))
 }
 
 /// `GET /api/rooms/{name}`.
-pub async fn room(segment: String, hub: Hub) -> ApiResult {
+pub(super) async fn room(segment: String, hub: Hub) -> ApiResult {
     ok(&hub.room(&room_name(&segment)?)?)
 }
 
 /// `GET /api/rooms/{name}/history?limit=&before=`.
-pub async fn room_history(segment: String, hub: Hub, query: HistoryQuery) -> ApiResult {
+pub(super) async fn room_history(segment: String, hub: Hub, query: HistoryQuery) -> ApiResult {
     let name = room_name(&segment)?;
     let items = hub
         .history(&name, query.limit, query.before.as_ref())
@@ -228,20 +232,20 @@ pub async fn room_history(segment: String, hub: Hub, query: HistoryQuery) -> Api
 }
 
 /// `DELETE /api/rooms/{name}`.
-pub async fn delete_room(segment: String, hub: Hub) -> ApiResult {
+pub(super) async fn delete_room(segment: String, hub: Hub) -> ApiResult {
     let name = room_name(&segment)?;
     let removed = hub.delete_room(&name).await?;
     ok(&json!({ "deleted": name, "removedMembers": removed }))
 }
 
 /// `POST /api/rooms/{name}/members/{clientId}`.
-pub async fn add_member(room: String, client: String, hub: Hub) -> ApiResult {
+pub(super) async fn add_member(room: String, client: String, hub: Hub) -> ApiResult {
     let name = room_name(&room)?;
     ok(&hub.add_member(&client_id(&client)?, &name).await?)
 }
 
 /// `DELETE /api/rooms/{name}/members/{clientId}`.
-pub async fn remove_member(room: String, client: String, hub: Hub) -> ApiResult {
+pub(super) async fn remove_member(room: String, client: String, hub: Hub) -> ApiResult {
     let name = room_name(&room)?;
     let id = client_id(&client)?;
     hub.remove_member(&id, &name).await?;
@@ -252,7 +256,7 @@ pub async fn remove_member(room: String, client: String, hub: Hub) -> ApiResult 
 
 /// `POST /dev/token`: a token for the user the sign-in form names, with role `user` or
 /// `admin`.
-pub async fn dev_token(hub: Hub, body: DevTokenRequest) -> ApiResult {
+pub(super) async fn dev_token(hub: Hub, body: DevTokenRequest) -> ApiResult {
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@');
     if body.user_id.is_empty()
         || body.user_id.len() > MAX_DEV_USER_ID
@@ -285,6 +289,10 @@ pub async fn dev_token(hub: Hub, body: DevTokenRequest) -> ApiResult {
 }
 
 /// `GET /dev/notifications?unread=&limit=`: the caller's own, newest first.
-pub async fn own_notifications(user: User, hub: Hub, query: NotificationsQuery) -> ApiResult {
+pub(super) async fn own_notifications(
+    user: User,
+    hub: Hub,
+    query: NotificationsQuery,
+) -> ApiResult {
     notifications_of(&user.user_id, &hub, &query).await
 }

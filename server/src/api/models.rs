@@ -16,12 +16,12 @@ use crate::model::RoomOptions;
 /// The query of every route that takes no parameters: any key is a 400.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NoQuery {}
+pub(super) struct NoQuery {}
 
 /// `GET /api/connections?active=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConnectionsQuery {
+pub(super) struct ConnectionsQuery {
     /// Only authenticated connections.
     #[serde(default, deserialize_with = "query::active")]
     pub active: bool,
@@ -31,7 +31,7 @@ pub struct ConnectionsQuery {
 /// `GET /dev/notifications?unread=&limit=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NotificationsQuery {
+pub(super) struct NotificationsQuery {
     /// Only unread notifications.
     #[serde(default, deserialize_with = "query::unread")]
     pub unread: bool,
@@ -43,7 +43,7 @@ pub struct NotificationsQuery {
 /// `GET /api/rooms/{name}/history?limit=&before=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
+pub(super) struct HistoryQuery {
     /// How many messages; the hub applies its default and cap.
     #[serde(default, deserialize_with = "query::limit")]
     pub limit: Option<u32>,
@@ -57,7 +57,7 @@ pub struct HistoryQuery {
 /// `POST /dev/token`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DevTokenRequest {
+pub(super) struct DevTokenRequest {
     pub user_id: String,
     pub name: Option<String>,
     pub role: Option<String>,
@@ -66,7 +66,7 @@ pub struct DevTokenRequest {
 /// `POST /api/token`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TokenRequest {
+pub(super) struct TokenRequest {
     pub user_id: UserId,
     #[serde(default)]
     pub roles: Vec<String>,
@@ -79,7 +79,7 @@ pub struct TokenRequest {
 /// `POST /api/send`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SendRequest {
+pub(super) struct SendRequest {
     pub client_id: String,
     pub message: Value,
     #[serde(default)]
@@ -90,7 +90,7 @@ pub struct SendRequest {
 /// `POST /api/broadcast`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BroadcastRequest {
+pub(super) struct BroadcastRequest {
     pub to: To,
     pub message: Value,
     #[serde(default)]
@@ -103,7 +103,7 @@ pub struct BroadcastRequest {
 /// `POST /api/publish`: items stay raw JSON, parsed once for their `key` only.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PublishRequest {
+pub(super) struct PublishRequest {
     pub topic: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -113,7 +113,7 @@ pub struct PublishRequest {
 /// `POST /api/notify`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NotifyRequest {
+pub(super) struct NotifyRequest {
     pub user_id: UserId,
     pub title: String,
     pub content: String,
@@ -124,7 +124,7 @@ pub struct NotifyRequest {
 /// `POST /api/notify_all`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NotifyAllRequest {
+pub(super) struct NotifyAllRequest {
     pub title: String,
     pub content: String,
 }
@@ -132,7 +132,7 @@ pub struct NotifyAllRequest {
 /// The `to` of a broadcast: exactly one key.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct To {
+pub(super) struct To {
     pub all: Option<bool>,
     pub room: Option<RoomName>,
     pub rooms: Option<Vec<RoomName>>,
@@ -144,7 +144,7 @@ pub struct To {
 
 impl To {
     /// The target, when exactly one key is set.
-    pub fn target(self) -> Result<Target, String> {
+    pub(super) fn target(self) -> Result<Target, String> {
         let set = [
             self.all.is_some(),
             self.room.is_some(),
@@ -196,7 +196,7 @@ impl To {
 /// `POST /api/rooms`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateRoomRequest {
+pub(super) struct CreateRoomRequest {
     pub name: RoomName,
     pub max_clients: Option<usize>,
     #[serde(default)]
@@ -207,7 +207,7 @@ pub struct CreateRoomRequest {
 }
 
 impl CreateRoomRequest {
-    pub fn options(&self) -> Result<RoomOptions, String> {
+    pub(super) fn options(&self) -> Result<RoomOptions, String> {
         if self.max_clients == Some(0) {
             return Err("`maxClients` must be at least 1".to_owned());
         }

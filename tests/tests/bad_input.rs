@@ -412,6 +412,22 @@ async fn chat_content_over_the_limit_is_too_large() {
     shut_down(server, vec![healthy, client]).await;
 }
 
+/// `roomcast_queue_drops_total` from `/metrics`.
+async fn queue_drops(server: &TestServer) -> u64 {
+    let text = server
+        .http(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("roomcast_queue_drops_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("roomcast_queue_drops_total")
+}
+
 /// A client that stops reading while the server has much to send is closed with 4029 once
 /// its send queue overflows; the overflow is counted in `/metrics`, and a reading client in
 /// the same room gets every message meanwhile (a slow client never slows the others).
@@ -428,25 +444,37 @@ async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
     let _ = slow.wait_for("user_join").await;
     // 64 KiB each: enough, 200 times, to fill the socket buffers and then the queue.
     let payload = "x".repeat(64 * 1024);
-    let mut reader_got = 0;
-    for n in 0..200 {
-        let message = json!({ "type": "ticker", "n": n, "payload": payload });
-        let (status, body) = server
-            .post(
-                "/api/broadcast",
-                json!({ "to": { "room": ROOM }, "message": message }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let got = fast.wait_for("ticker").await; // the slow client's user_leave may come in between
-        assert_eq!(
-            got["n"], n,
-            "the reading client gets every message, in order"
-        );
-        reader_got += 1;
-    }
+    let broadcasts = async {
+        let mut reader_got = 0;
+        for n in 0..200 {
+            let message = json!({ "type": "ticker", "n": n, "payload": payload });
+            let (status, body) = server
+                .post(
+                    "/api/broadcast",
+                    json!({ "to": { "room": ROOM }, "message": message }),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let got = fast.wait_for("ticker").await; // the slow client's user_leave may come in between
+            assert_eq!(
+                got["n"], n,
+                "the reading client gets every message, in order"
+            );
+            reader_got += 1;
+        }
+        reader_got
+    };
+    // The slow client starts reading once the server has counted the overflow, not after
+    // the last broadcast: the server gives a client that does not read its close frame
+    // only a short grace, which a loaded machine could spend on the broadcasts alone.
+    let slow_side = async {
+        while queue_drops(&server).await == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        slow.closed().await
+    };
+    let (reader_got, (seen, closed)) = tokio::join!(broadcasts, slow_side);
     assert_eq!(reader_got, 200);
-    let (seen, closed) = slow.closed().await;
     assert_eq!(closed, Closed::Code(4029), "after {} messages", seen.len());
     assert!(
         seen.len() < 200,

@@ -94,8 +94,8 @@ async fn main() -> Result<(), ServerError> {
         store: Some("sqlite::memory:".into()),
         ..roomcast_server::Settings::default()
     })?;
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
-    let store = roomcast_server::store::open(&config.store).await?;
+    let listener = tokio::net::TcpListener::bind(config.server.bind).await?;
+    let store = roomcast_server::store::open(&config.store.url).await?;
     let hub = Hub::start(config, Arc::new(LocalBroker::new()), store).await?;
     roomcast_server::run_with(listener, hub, Some(Arc::new(Game)), async {
         let _ = tokio::signal::ctrl_c().await;

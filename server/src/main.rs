@@ -83,11 +83,11 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.bind)
+        let listener = tokio::net::TcpListener::bind(config.server.bind)
             .await
-            .with_context(|| format!("binding {}", config.bind))?;
+            .with_context(|| format!("binding {}", config.server.bind))?;
         let addr = listener.local_addr()?;
-        if config.dev {
+        if config.server.dev {
             print_dev_banner(&config, addr)?;
         }
         roomcast_server::run(listener, config, shutdown_signal()).await?;
@@ -98,7 +98,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
 /// Dev mode: says so loudly, and prints the well-known credentials and demo tokens.
 #[allow(clippy::print_stdout)]
 fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let auth = roomcast_server::auth::Authenticator::new(&config.jwt_secret, false);
+    let auth = roomcast_server::auth::Authenticator::new(&config.auth.jwt_secret, false);
     let token = |id: &str, name: &str, role: &str| -> anyhow::Result<String> {
         let user = User::new(
             UserId::new(id)?,
@@ -115,8 +115,8 @@ fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Resu
     println!("  as Alice:      http://{addr}/?user=alice&role=admin");
     println!("  as Bob:        http://{addr}/?user=bob");
     println!("  websocket:     ws://{addr}/ws?token={bob}");
-    println!("  api key:       {}", config.api_key);
-    println!("  jwt secret:    {}", config.jwt_secret);
+    println!("  api key:       {}", config.auth.api_key);
+    println!("  jwt secret:    {}", config.auth.jwt_secret);
     println!("  token (alice, role admin, 24 h): {alice}");
     Ok(())
 }

@@ -52,11 +52,11 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let store = crate::store::open(&config.store).await?;
-    let webhook = match &config.webhook_url {
+    let store = crate::store::open(&config.store.url).await?;
+    let webhook = match &config.features.webhook_url {
         Some(url) => Some(crate::WebhookHandler::new(
             url.clone(),
-            config.webhook_timeout,
+            config.timeouts.webhook,
         )?),
         None => None,
     };
@@ -81,10 +81,10 @@ pub async fn run_with(
     if restored > 0 {
         info!(rooms = restored, "persistent rooms restored");
     }
-    if let Some(interval) = hub.config().stats_interval {
+    if let Some(interval) = hub.config().features.stats_interval {
         hub.spawn_background(crate::stats::push_stats(hub.clone(), interval));
     }
-    if hub.config().demo {
+    if hub.config().server.demo {
         info!("demo feed on: topic `stocks`, rooms game-1 to game-3");
         hub.spawn_background(crate::demo::run_demo(hub.clone(), crate::now_ms()));
     }
@@ -221,7 +221,7 @@ fn upgrade(
             return error_response(StatusCode::UNAUTHORIZED, ErrorCode::AuthFailed, reason);
         }
     };
-    let config = ws_config(hub.config().max_frame_bytes);
+    let config = ws_config(hub.config().limits.max_frame_bytes);
     let compress = query.compress;
     let tracker = sockets.clone();
     sockets.spawn(async move {

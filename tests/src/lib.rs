@@ -83,15 +83,15 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let api_key = config.api_key.clone();
-        let secret = config.jwt_secret.clone();
+        let api_key = config.auth.api_key.clone();
+        let secret = config.auth.jwt_secret.clone();
         let shutdown = async move {
             let _ = stopped.await;
         };
         let task = if handler.is_none() && broker.is_none() {
             tokio::spawn(roomcast_server::run(listener, config, shutdown))
         } else {
-            let store = roomcast_server::store::open(&config.store)
+            let store = roomcast_server::store::open(&config.store.url)
                 .await
                 .expect("open the test store");
             let broker = broker.unwrap_or_else(|| {

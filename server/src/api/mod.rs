@@ -36,11 +36,12 @@ const MAX_BODY: u64 = 1024 * 1024;
 pub fn routes(
     hub: Hub,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let static_dir = hub.config().static_dir.clone();
+    let static_dir = hub.config().server.static_dir.clone();
     let health = filters::health();
     let metrics = filters::metrics(&hub);
     let dev_routes = hub
         .config()
+        .server
         .dev
         .then(|| warp::path("dev").and(dev::routes(&hub)).boxed());
     let routes_of_api = api_routes(&hub);
@@ -119,7 +120,7 @@ fn api_routes(hub: &Hub) -> BoxedFilter<(Response,)> {
 fn api_key(hub: Hub) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and_then(move |header: Option<String>| {
-            let expected = hub.config().api_key.clone();
+            let expected = hub.config().auth.api_key.clone();
             async move {
                 match header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
                     None => Err(warp::reject::custom(ApiError::new(

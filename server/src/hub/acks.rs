@@ -68,7 +68,7 @@ impl Hub {
         message: &Value,
         timeout: Option<Duration>,
     ) -> Result<AckResults, ServerError> {
-        let timeout = timeout.unwrap_or(self.config().ack_timeout);
+        let timeout = timeout.unwrap_or(self.config().timeouts.ack);
         if timeout.is_zero() || timeout > MAX_ACK_TIMEOUT {
             return Err(ServerError::request(
                 ErrorCode::BadRequest,

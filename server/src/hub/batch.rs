@@ -63,7 +63,7 @@ impl Hub {
             .clone();
         let mut batch = slot.lock().await;
         batch.messages.push(frame);
-        if batch.messages.len() >= self.config().batch_max_messages {
+        if batch.messages.len() >= self.config().limits.batch_max_messages {
             self.flush(room, &mut batch).await;
         } else if batch.messages.len() == 1 {
             self.arm(room.clone(), slot.clone(), batch.generation);
@@ -77,7 +77,7 @@ impl Hub {
     /// maybe refilled) meanwhile.
     fn arm(&self, room: RoomName, slot: Slot, generation: u64) {
         let hub = self.clone();
-        let window = self.config().batch_window;
+        let window = self.config().timeouts.batch_window;
         self.spawn_background(async move {
             tokio::select! {
                 () = tokio::time::sleep(window) => {}

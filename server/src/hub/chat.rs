@@ -43,7 +43,7 @@ impl Hub {
         room: &RoomName,
         content: Value,
     ) -> Result<(MessageId, Timestamp), ServerError> {
-        check_content(&content, self.config().max_content_bytes)?;
+        check_content(&content, self.config().limits.max_content_bytes)?;
         let not_member = || {
             ServerError::request(
                 ErrorCode::NotMember,
@@ -119,7 +119,7 @@ impl Hub {
         room: &RoomName,
         since: &MessageId,
     ) -> (u64, bool) {
-        let limit = self.config().replay_limit;
+        let limit = self.config().limits.replay_limit;
         match self
             .inner
             .store

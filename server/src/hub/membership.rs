@@ -30,7 +30,7 @@ impl Hub {
         name: &RoomName,
         since: Option<&MessageId>,
     ) -> Result<JoinReply, ServerError> {
-        let max_rooms = self.config().max_rooms_per_connection;
+        let max_rooms = self.config().limits.max_rooms_per_connection;
         let (user, already) = {
             let mut state = conn.state();
             let user = state.user.clone().ok_or_else(|| {
@@ -59,7 +59,7 @@ impl Hub {
             recovered: false,
             replayed: 0,
         };
-        let limit = self.config().presence_limit;
+        let limit = self.config().limits.presence_limit;
         let outcome = loop {
             let room = self.inner.rooms.get_or_create(name);
             // With `since`, hold the room's sequencer from entering until the replay is
@@ -131,7 +131,7 @@ impl Hub {
         let Some(room) = self.inner.rooms.get(name) else {
             return;
         };
-        let limit = self.config().presence_limit;
+        let limit = self.config().limits.presence_limit;
         let Some(exited) = room.exit(conn, limit) else {
             return;
         };

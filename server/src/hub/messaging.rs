@@ -105,7 +105,7 @@ impl Hub {
         target: &UserId,
         content: Value,
     ) -> Result<PrivateReply, ServerError> {
-        check_content(&content, self.config().max_content_bytes)?;
+        check_content(&content, self.config().limits.max_content_bytes)?;
         let from = conn.user().ok_or_else(|| {
             ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
         })?;
@@ -226,7 +226,7 @@ impl Hub {
                 format!("`title` is over {MAX_TITLE_BYTES} bytes"),
             ));
         }
-        let max = self.config().max_content_bytes;
+        let max = self.config().limits.max_content_bytes;
         if content.len() > max {
             return Err(ServerError::request(
                 ErrorCode::TooLarge,

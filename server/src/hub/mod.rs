@@ -113,9 +113,15 @@ impl Hub {
         broker: Arc<dyn Broker>,
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
-        let auth = Authenticator::new(&config.jwt_secret, config.allow_tokens_without_expiry);
+        let auth = Authenticator::new(
+            &config.auth.jwt_secret,
+            config.auth.allow_tokens_without_expiry,
+        );
         let metrics = Arc::new(Metrics::new());
-        let registry = Arc::new(Registry::new(config.max_connections, config.send_queue));
+        let registry = Arc::new(Registry::new(
+            config.limits.max_connections,
+            config.limits.send_queue,
+        ));
         let rooms = Arc::new(Rooms::new(metrics.clone()));
         let topics = Arc::new(Topics::default());
         let presence = Arc::new(LocalPresence::new(registry.clone(), rooms.clone()));
@@ -141,7 +147,7 @@ impl Hub {
             rooms,
             topics,
             metrics,
-            compression_threshold: hub.config().compression_threshold,
+            compression_threshold: hub.config().features.compression_threshold,
             hub: Arc::downgrade(&hub.inner),
         });
         broker.start(local).await?;
@@ -224,7 +230,7 @@ impl Hub {
         identity: &Identity,
     ) -> Result<Admitted, ServerError> {
         let user = Arc::new(identity.user.clone());
-        let limit = self.config().max_connections_per_user;
+        let limit = self.config().limits.max_connections_per_user;
         {
             let _turn = self.inner.user_locks.lock(&user.user_id).await;
             // Subscriptions first: once `auth_ok` is out, a publish must reach the user.
@@ -248,7 +254,12 @@ impl Hub {
                 state.user = Some(user.clone());
                 state.expires_at = identity.expires_at;
             }
-            let welcome = self.auth_ok(conn, &user, identity, self.config().default_rooms.clone());
+            let welcome = self.auth_ok(
+                conn,
+                &user,
+                identity,
+                self.config().features.default_rooms.clone(),
+            );
             self.inner
                 .registry
                 .add_user_conn(conn, &user.user_id, || self.send(conn, &welcome));
@@ -256,7 +267,7 @@ impl Hub {
             self.deliver_pending(conn, &user).await;
         }
         let mut refused = Vec::new();
-        for room in &self.config().default_rooms {
+        for room in &self.config().features.default_rooms {
             if let Err(err) = self.join(conn, room, None).await {
                 refused.push((room.clone(), err));
             }
@@ -342,7 +353,7 @@ impl Hub {
         local::send_outgoing(
             &self.inner.metrics,
             conn,
-            &local::Outgoing::new(frame(message), self.config().compression_threshold),
+            &local::Outgoing::new(frame(message), self.config().features.compression_threshold),
         );
     }
 

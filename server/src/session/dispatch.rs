@@ -248,7 +248,7 @@ impl Session {
                 self.set_expiry(identity.expires_at);
                 let rooms = {
                     let state = self.conn.state();
-                    let defaults = &self.hub.config().default_rooms;
+                    let defaults = &self.hub.config().features.default_rooms;
                     defaults
                         .iter()
                         .filter(|r| state.rooms.contains(*r))

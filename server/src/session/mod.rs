@@ -143,8 +143,8 @@ impl Session {
     fn new(ctx: Context, conn: Arc<ConnHandle>) -> Self {
         let Context { hub, handler } = ctx;
         let config = hub.config();
-        let per_sec = NonZeroU32::new(config.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
+        let per_sec = NonZeroU32::new(config.limits.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.limits.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst));
         Self {
             hub,
@@ -171,9 +171,9 @@ impl Session {
         let (interval, timeout, auth_timeout) = {
             let config = self.hub.config();
             (
-                config.heartbeat_interval,
-                config.heartbeat_timeout,
-                config.auth_timeout,
+                config.timeouts.heartbeat_interval,
+                config.timeouts.heartbeat_timeout,
+                config.timeouts.auth,
             )
         };
         let shutdown = self.hub.shutdown_token().clone();

@@ -50,7 +50,7 @@ async fn connect(hub: &Hub, identity: Option<Identity>) -> Socket {
         hub: hub.clone(),
         handler: None,
     };
-    let config = crate::ws_config(hub.config().max_frame_bytes);
+    let config = crate::ws_config(hub.config().limits.max_frame_bytes);
     let server = WebSocketStream::from_raw_socket(server, Role::Server, Some(config)).await;
     let permit = hub.try_reserve().unwrap();
     let remote = SocketAddr::from(([127, 0, 0, 1], 1));

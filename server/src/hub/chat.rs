@@ -18,6 +18,8 @@ use crate::store::{NewChat, StoredChat};
 const DEFAULT_HISTORY: u32 = 50;
 /// `history` answers at most this many messages.
 const MAX_HISTORY: u32 = 500;
+/// The position of a room with no stored chat.
+const EMPTY_ROOM: &str = "0000000000000000";
 
 /// A stored chat as the `chat` message members receive.
 fn chat_message(chat: StoredChat) -> ServerMessage {
@@ -98,12 +100,15 @@ impl Hub {
     }
 
     /// Whether the room's history reaches `since` when nothing is newer: `since` is its
-    /// newest chat, not an id beyond it. A `since` beyond it comes from a store that
+    /// newest chat (or the empty room's zero), not an id beyond it. A `since` beyond it comes from a store that
     /// started over (ids count from 1 again): the client must hear `recovered: false`,
     /// or it would wait for ids it will never see.
     async fn reaches(&self, room: &RoomName, since: &MessageId) -> bool {
         match self.inner.store.chat_history(room, 1, None).await {
-            Ok(newest) => newest.first().is_some_and(|chat| chat.id >= *since),
+            // A room without chat is at 0: ids count from 1.
+            Ok(newest) => newest
+                .first()
+                .map_or(since.as_str() <= EMPTY_ROOM, |chat| chat.id >= *since),
             Err(err) => {
                 warn!(%room, cause = %err, "history position not read");
                 false

@@ -13,11 +13,6 @@ use crate::model::RoomOptions;
 
 // ---- Query strings (decoded by `query::query`; values arrive as strings) ----
 
-/// The query of every route that takes no parameters: any key is a 400.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NoQuery {}
-
 /// `GET /api/connections?active=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -19,7 +19,11 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use warp::{Filter, Rejection};
 
 use super::ApiError;
-use super::models::NoQuery;
+
+/// The query of every route that takes no parameters: any key is a 400.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NoQuery {}
 
 /// The query of a request, decoded into `T`; a refused query rejects with its 400.
 pub(super) fn query<T: DeserializeOwned + Send + 'static>()

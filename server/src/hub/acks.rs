@@ -16,10 +16,11 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::Hub;
 use super::conn::ConnHandle;
-use super::local::{Local, Outgoing};
+use super::outgoing::{Outgoing, send_outgoing};
 use crate::ServerError;
 use crate::broker::{AckRequest, AckResults, Delivery, Target};
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 use crate::model::{AckOutcome, app_fields};
 
 /// Longest accepted ack timeout.
@@ -115,7 +116,7 @@ pub(crate) struct Wait {
 
 /// Registers the waiter, then queues the message.
 pub(crate) fn expect(
-    local: &Local,
+    metrics: &Metrics,
     conn: Arc<ConnHandle>,
     correlation: &str,
     outgoing: &Outgoing,
@@ -130,7 +131,7 @@ pub(crate) fn expect(
             true
         }
     };
-    let rx = if registered && local.send_outgoing(&conn, outgoing) {
+    let rx = if registered && send_outgoing(metrics, &conn, outgoing) {
         Some(rx)
     } else {
         conn.state().acks.remove(correlation);

@@ -6,24 +6,22 @@
 //! requests that act like a client (joining a room): the broker that holds it never
 //! keeps the hub alive.
 
-use std::cell::OnceCell;
 use std::sync::{Arc, Weak};
 
-use roomcast_protocol::{ClientId, ServerMessage};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use roomcast_protocol::ClientId;
 use tracing::warn;
 
-use super::conn::{ConnHandle, SendError};
+use super::conn::ConnHandle;
+use super::outgoing::{Outgoing, send_outgoing};
 use super::registry::Registry;
 use super::rooms::Rooms;
 use super::topics::Topics;
-use super::{Hub, Inner, acks, frame};
+use super::{Hub, Inner, acks};
 use crate::ServerError;
 use crate::broker::{
     AckRequest, AckResults, Delivery, Frame, LocalFuture, LocalSide, NodeAnswer, NodeRequest,
     Reach, Target,
 };
-use crate::clock::now_ms;
 use crate::metrics::Metrics;
 
 /// This node's connections as the broker reaches them.
@@ -112,7 +110,13 @@ impl LocalSide for Local {
                 });
             }
             Frame::Topic(items) => {
-                reach = self.topics.deliver(items, delivery.except.as_ref(), self);
+                reach = self.topics.deliver(
+                    items,
+                    delivery.except.as_ref(),
+                    &self.registry,
+                    &self.metrics,
+                    self.compression_threshold,
+                );
             }
         }
         reach
@@ -130,7 +134,7 @@ impl LocalSide for Local {
         });
         let waits = recipients
             .into_iter()
-            .map(|conn| acks::expect(self, conn, &ack.correlation, &outgoing))
+            .map(|conn| acks::expect(&self.metrics, conn, &ack.correlation, &outgoing))
             .collect();
         Box::pin(acks::collect(waits, ack.deadline))
     }
@@ -138,91 +142,5 @@ impl LocalSide for Local {
     fn handle(&self, request: NodeRequest) -> LocalFuture<Result<NodeAnswer, ServerError>> {
         let hub = self.hub();
         Box::pin(async move { hub?.answer(request).await })
-    }
-}
-
-/// Queues `outgoing` for `conn`, counting a full queue as a drop.
-pub(crate) fn send_outgoing(metrics: &Metrics, conn: &ConnHandle, outgoing: &Outgoing) -> bool {
-    match conn.send(outgoing.for_conn(conn)) {
-        Ok(()) => true,
-        Err(SendError::Full) => {
-            metrics.queue_drops.inc();
-            warn!(client = %conn.id, "send queue full, closing as slow consumer");
-            false
-        }
-        Err(SendError::Closed) => false,
-    }
-}
-
-/// One frame on its way to several connections: compressed at most once, and only if a
-/// recipient that asked for compression gets it (CONTRACT §6).
-pub(crate) struct Outgoing {
-    plain: Utf8Bytes,
-    threshold: usize,
-    compressed: OnceCell<Utf8Bytes>,
-}
-
-impl Outgoing {
-    pub(crate) fn new(plain: Utf8Bytes, threshold: usize) -> Self {
-        Self {
-            plain,
-            threshold,
-            compressed: OnceCell::new(),
-        }
-    }
-
-    /// What `conn` gets: the `compressed` form when it asked and the frame is big enough.
-    pub(crate) fn for_conn(&self, conn: &ConnHandle) -> &Utf8Bytes {
-        if conn.compress && self.plain.len() >= self.threshold {
-            self.compressed.get_or_init(|| {
-                frame(&ServerMessage::Compressed {
-                    data: roomcast_protocol::codec::deflate(self.plain.as_str()),
-                    timestamp: now_ms(),
-                })
-            })
-        } else {
-            &self.plain
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-
-    use tokio::sync::{mpsc, oneshot};
-
-    use super::*;
-
-    fn conn(compress: bool) -> ConnHandle {
-        let (tx, _rx) = mpsc::channel(4);
-        let (close_tx, _close_rx) = oneshot::channel();
-        let id = ClientId::new(uuid::Uuid::new_v4().simple().to_string()).unwrap();
-        ConnHandle::new(
-            id,
-            SocketAddr::from(([127, 0, 0, 1], 1)),
-            compress,
-            0,
-            tx,
-            close_tx,
-        )
-    }
-
-    #[test]
-    fn a_frame_is_compressed_once_for_all_recipients_that_asked() {
-        let big = Utf8Bytes::from(format!("{{\"type\":\"t\",\"x\":\"{}\"}}", "a".repeat(2000)));
-        let outgoing = Outgoing::new(big.clone(), 1024);
-        let (gzip_1, gzip_2, plain) = (conn(true), conn(true), conn(false));
-        let first = outgoing.for_conn(&gzip_1);
-        let second = outgoing.for_conn(&gzip_2);
-        assert!(
-            first.as_str().starts_with("{\"type\":\"compressed\""),
-            "{first}"
-        );
-        // The same bytes, not an equal copy: the gzip ran once.
-        assert_eq!(first.as_str().as_ptr(), second.as_str().as_ptr());
-        assert_eq!(outgoing.for_conn(&plain), &big);
-        let small = Outgoing::new(Utf8Bytes::from("{\"type\":\"t\"}"), 1024);
-        assert_eq!(small.for_conn(&gzip_1).as_str(), "{\"type\":\"t\"}");
     }
 }

@@ -22,6 +22,7 @@ mod conn;
 mod local;
 mod membership;
 mod messaging;
+mod outgoing;
 mod presence;
 mod registry;
 mod room;
@@ -350,10 +351,10 @@ impl Hub {
     /// Queues one message for one connection: the answer to its own request, or what it
     /// must get before anything else (its `user_list`, a replay, pending messages).
     pub(crate) fn send(&self, conn: &ConnHandle, message: &ServerMessage) {
-        local::send_outgoing(
+        outgoing::send_outgoing(
             &self.inner.metrics,
             conn,
-            &local::Outgoing::new(frame(message), self.config().features.compression_threshold),
+            &outgoing::Outgoing::new(frame(message), self.config().features.compression_threshold),
         );
     }
 

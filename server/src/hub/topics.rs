@@ -14,10 +14,12 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
 use super::Hub;
-use super::local::{Local, Outgoing};
+use super::outgoing::{Outgoing, send_outgoing};
+use super::registry::Registry;
 use crate::ServerError;
 use crate::broker::{Delivery, Frame, Reach, Target, TopicItems};
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 
 /// Longest topic name, in bytes.
 const MAX_TOPIC_BYTES: usize = 128;
@@ -129,7 +131,9 @@ impl Topics {
         &self,
         items: &TopicItems,
         except: Option<&ClientId>,
-        local: &Local,
+        registry: &Registry,
+        metrics: &Metrics,
+        threshold: usize,
     ) -> Reach {
         let mut frames: HashMap<Vec<usize>, Outgoing> = HashMap::new();
         let mut reach = Reach::default();
@@ -154,11 +158,11 @@ impl Topics {
             let outgoing = frames.entry(selection).or_insert_with_key(|selection| {
                 let selected = selection.iter().map(|i| items.items[*i].1.as_str());
                 let text = topic_frame(&items.kind, &items.topic, selected, items.timestamp);
-                Outgoing::new(Utf8Bytes::from(text), local.compression_threshold)
+                Outgoing::new(Utf8Bytes::from(text), threshold)
             });
             reach.users += 1;
-            local.registry.for_each_of_user(&user, |conn| {
-                if Some(&conn.id) != except && local.send_outgoing(conn, outgoing) {
+            registry.for_each_of_user(&user, |conn| {
+                if Some(&conn.id) != except && send_outgoing(metrics, conn, outgoing) {
                     reach.connections += 1;
                 }
             });

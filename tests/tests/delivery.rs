@@ -593,6 +593,27 @@ async fn a_single_message_goes_out_as_a_batch_of_one_after_the_window() {
 }
 
 #[tokio::test]
+async fn a_batch_still_waiting_at_shutdown_goes_out_before_the_close() {
+    // A window far longer than the test: only the shutdown can send it.
+    let server = TestServer::with(batching(50, 3_600_000)).await;
+    let mut clients = members(&server, "ticker", &["alice"]).await;
+    let messages = [tick(1), tick(2)];
+    for message in &messages {
+        batch(&server, "ticker", message).await;
+    }
+    let stopping = tokio::spawn(server.stop());
+    let (seen, closed) = clients[0].closed().await;
+    assert_eq!(closed, roomcast_tests::Closed::Code(1001));
+    let batches: Vec<&Value> = seen
+        .iter()
+        .filter(|m| m["type"] == "batch_messages")
+        .collect();
+    assert_eq!(batches.len(), 1, "{seen:?}");
+    assert_eq!(batches[0]["messages"], json!(messages), "{seen:?}");
+    stopping.await.expect("the server stopped");
+}
+
+#[tokio::test]
 async fn batch_without_a_room_target_is_rejected() {
     let server = TestServer::with(batching(2, 60_000)).await;
     let mut clients = members(&server, "scores", &["alice"]).await;

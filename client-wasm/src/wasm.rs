@@ -561,18 +561,40 @@ impl RoomcastClient {
         self.call_with("private", ("targetUserId", user_id), "content", content)
     }
 
+    /// A page of stored messages: `name` (the room, or the other user) and, from the
+    /// optional `options`, the number `limit` and the string fields `cursor` lists.
+    fn page(&self, kind: &str, name: (&str, &str), options: &JsValue, cursor: &[&str]) -> Promise {
+        let value = quote(name.1);
+        let limit = number(options, "limit").map(|limit| millis(limit).to_string());
+        let cursor: Vec<(&str, String)> = cursor
+            .iter()
+            .filter_map(|&key| {
+                let value = Reflect::get(options, &key.into()).ok()?.as_string()?;
+                Some((key, quote(&value)))
+            })
+            .collect();
+        let mut members = vec![(name.0, value.as_str())];
+        members.extend(limit.as_deref().map(|limit| ("limit", limit)));
+        members.extend(cursor.iter().map(|(key, value)| (*key, value.as_str())));
+        self.call(kind, &members)
+    }
+
     /// Stored chat of a room: `{limit, before}` optional.
     pub fn history(&self, room: &str, options: &JsValue) -> Promise {
-        let room = quote(room);
-        let limit = number(options, "limit").map(|limit| millis(limit).to_string());
-        let before = Reflect::get(options, &"before".into())
-            .ok()
-            .and_then(|v| v.as_string())
-            .map(|before| quote(&before));
-        let mut members = vec![("room", room.as_str())];
-        members.extend(limit.as_deref().map(|limit| ("limit", limit)));
-        members.extend(before.as_deref().map(|before| ("before", before)));
-        self.call("history", &members)
+        self.page("history", ("room", room), options, &["before"])
+    }
+
+    /// Stored private messages with `userId`, both directions: `{limit, before,
+    /// beforeTo}` optional (`before` and `beforeTo` are the `id` and `to` of the message
+    /// to page back from; the server wants both or neither).
+    #[wasm_bindgen(js_name = privateHistory)]
+    pub fn private_history(&self, user_id: &str, options: &JsValue) -> Promise {
+        self.page(
+            "private_history",
+            ("userId", user_id),
+            options,
+            &["before", "beforeTo"],
+        )
     }
 
     /// Marks a notification read (every tab of the user hears `notification_read`).

@@ -561,21 +561,18 @@ impl RoomcastClient {
         self.call_with("private", ("targetUserId", user_id), "content", content)
     }
 
-    /// A page of stored messages: `name` (the room, or the other user) and, from the
-    /// optional `options`, the number `limit` and the string fields `cursor` lists.
+    /// A page of stored messages: `name` (the room, or the other user), and from the
+    /// optional `options` the number `limit` and the strings named in `cursor`.
     fn page(&self, kind: &str, name: (&str, &str), options: &JsValue, cursor: &[&str]) -> Promise {
-        let value = quote(name.1);
-        let limit = number(options, "limit").map(|limit| millis(limit).to_string());
-        let cursor: Vec<(&str, String)> = cursor
-            .iter()
-            .filter_map(|&key| {
-                let value = Reflect::get(options, &key.into()).ok()?.as_string()?;
-                Some((key, quote(&value)))
-            })
-            .collect();
-        let mut members = vec![(name.0, value.as_str())];
-        members.extend(limit.as_deref().map(|limit| ("limit", limit)));
-        members.extend(cursor.iter().map(|(key, value)| (*key, value.as_str())));
+        let mut members = vec![(name.0, quote(name.1))];
+        members.extend(number(options, "limit").map(|limit| ("limit", millis(limit).to_string())));
+        for &key in cursor {
+            let value = Reflect::get(options, &key.into())
+                .ok()
+                .and_then(|v| v.as_string());
+            members.extend(value.map(|value| (key, quote(&value))));
+        }
+        let members: Vec<_> = members.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.call(kind, &members)
     }
 
@@ -584,9 +581,8 @@ impl RoomcastClient {
         self.page("history", ("room", room), options, &["before"])
     }
 
-    /// Stored private messages with `userId`, both directions: `{limit, before,
-    /// beforeTo}` optional (`before` and `beforeTo` are the `id` and `to` of the message
-    /// to page back from; the server wants both or neither).
+    /// Stored private messages with `userId`, both directions: `{limit, before, beforeTo}`
+    /// optional (the `id` and `to` of the message to page back from: both or neither).
     #[wasm_bindgen(js_name = privateHistory)]
     pub fn private_history(&self, user_id: &str, options: &JsValue) -> Promise {
         self.page(

@@ -2,9 +2,25 @@
 // and private conversations with members. Messages are kept per room in a Map keyed by
 // id, so history, live chats and replays after a reconnect merge without doubles, and
 // the list is always shown sorted by id. A live chat newer than the last one shown is
-// appended; history merges and out-of-order chats redraw the list.
+// appended; history merges and out-of-order chats redraw the list. A conversation is
+// kept the same way, but keyed by id and `to` (each direction numbers its messages
+// apart, so both can have an id) and shown in the server's order for it; opening it
+// loads its stored history, so it survives a reload.
 
 import { $, el, appendScrolled, byId, displayName, fillList, fillScrolled, messageEl, report, run, toast } from "./dom.js";
+
+/** A private message's key in its conversation: its id names it only with its `to`. */
+const privateKey = (message) => `${message.id} ${message.to}`; // ids have no spaces
+
+const compare = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * A conversation's order, the one `privateHistory` pages in: timestamp, then `to`, then
+ * id. (JS compares strings by UTF-16 units, the server by UTF-8 bytes: they disagree
+ * only on a tie between user ids that differ past U+FFFF, which just swaps two messages
+ * of one millisecond.)
+ */
+const byConversation = (a, b) => a.timestamp - b.timestamp || compare(a.to, b.to) || compare(a.id, b.id);
 
 const QUICK_ROOMS = ["lobby", "random", "support"];
 const HISTORY_LIMIT = 50;
@@ -96,7 +112,7 @@ export function setupChat({ client, state, keepJoined }) {
     renderRoom();
   }
 
-  /** Keeps the newest MAX_MESSAGES of a room's or conversation's messages. */
+  /** Keeps the newest MAX_MESSAGES of a room's messages. */
   function trim(messages) {
     if (messages.size <= MAX_MESSAGES) return;
     const ids = [...messages.keys()].sort();
@@ -112,21 +128,41 @@ export function setupChat({ client, state, keepJoined }) {
     return conv;
   }
 
+  /** Adds messages to a conversation, keeping its newest MAX_MESSAGES. */
+  function addPrivate(conv, ...messages) {
+    for (const message of messages) conv.messages.set(privateKey(message), message);
+    if (conv.messages.size <= MAX_MESSAGES) return;
+    const sorted = [...conv.messages.values()].sort(byConversation);
+    for (const old of sorted.slice(0, sorted.length - MAX_MESSAGES)) conv.messages.delete(privateKey(old));
+  }
+
   function openPrivate(user) {
-    conversation(user).unread = 0;
+    const conv = conversation(user);
+    conv.unread = 0;
     chat.privateWith = user.userId;
     $("#private").hidden = false;
     renderPeople();
     renderPrivate(true);
     $("#private-input").focus();
+    run(loadPrivateHistory(conv));
+  }
+
+  /**
+   * The newest stored messages of a conversation, merged with what the page has: what was
+   * said before a reload, or while this tab was away but another one of the user's got it
+   * live (so it never waited for this one).
+   */
+  async function loadPrivateHistory(conv) {
+    const { items } = await client.privateHistory(conv.user.userId, { limit: HISTORY_LIMIT });
+    addPrivate(conv, ...items);
+    if (chat.privateWith === conv.user.userId) renderPrivate();
   }
 
   async function sendPrivate(text) {
     const conv = chat.conversations.get(chat.privateWith);
     const reply = await client.sendPrivate(conv.user.userId, text);
     // The sending tab gets only the reply, not the `private` event: add it from the reply.
-    conv.messages.set(reply.id, { id: reply.id, from: state.me, to: reply.targetUserId, message: text, timestamp: reply.timestamp });
-    trim(conv.messages);
+    addPrivate(conv, { id: reply.id, from: state.me, to: reply.targetUserId, message: text, timestamp: reply.timestamp });
     if (!reply.delivered) toast(`${displayName(conv.user)} is offline: they get it when they connect.`);
     if (chat.privateWith === conv.user.userId) renderPrivate(true);
   }
@@ -139,6 +175,9 @@ export function setupChat({ client, state, keepJoined }) {
     for (const room of chat.rooms.values()) room.mark = newestId(room.messages);
     // Default rooms the server put us in: show them too (the SDK does not rejoin them).
     for (const name of message.rooms ?? []) if (!chat.rooms.has(name)) run(joinRoom(name));
+    // Back after a drop: what the open conversation got meanwhile (by other tabs) is stored.
+    const open = chat.conversations.get(chat.privateWith);
+    if (open) run(loadPrivateHistory(open));
   });
 
   client.on("chat", (message) => {
@@ -159,8 +198,7 @@ export function setupChat({ client, state, keepJoined }) {
     if (mine && isMe(message.to)) return; // a note to ourselves: no conversation to show
     const peer = mine ? { userId: message.to } : message.from;
     const conv = conversation(peer);
-    conv.messages.set(message.id, message);
-    trim(conv.messages);
+    addPrivate(conv, message);
     if (chat.privateWith === peer.userId) renderPrivate();
     else if (!mine) conv.unread += 1;
     renderPeople();
@@ -273,7 +311,7 @@ export function setupChat({ client, state, keepJoined }) {
     if (!conv) return;
     $("#private-with").textContent = conv.user.userId;
     $("#private-name").textContent = displayName(conv.user);
-    const items = [...conv.messages.values()].sort(byId).map((m) => messageEl(m, isMe(m.from.userId)));
+    const items = [...conv.messages.values()].sort(byConversation).map((m) => messageEl(m, isMe(m.from.userId)));
     fillScrolled($("#private-messages"), items, "No private messages yet", forceBottom);
   }
 

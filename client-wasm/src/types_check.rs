@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use roomcast_protocol::{
     ChatReply, ClientId, ClientMessage, ErrorCode, HistoryReply, JoinReply, LeaveReply,
-    MarkReadReply, MessageId, Priority, PrivateReply, RequestId, RoomName, ServerMessage,
-    SubscribeReply, TopicMessage, UnsubscribeReply, User, UserId,
+    MarkReadReply, MessageId, Priority, PrivateHistoryReply, PrivateReply, RequestId, RoomName,
+    ServerMessage, SubscribeReply, TopicMessage, UnsubscribeReply, User, UserId,
 };
 use serde_json::{Map, Value, json};
 
@@ -370,6 +370,12 @@ fn every_request() -> Vec<ClientMessage> {
             limit: None,
             before: None,
         },
+        ClientMessage::PrivateHistory {
+            user_id: UserId::new("u").unwrap(),
+            limit: None,
+            before: None,
+            before_to: None,
+        },
         ClientMessage::Ack {
             message_id: String::new(),
         },
@@ -463,6 +469,20 @@ fn reply_of(request: &ClientMessage) -> Option<(&'static str, &'static str, Valu
         // The core refuses `auth`, `ack` and `pong` from the app (see its tests), so their
         // replies (`AuthReply`, `RefreshReply`, `AckReply`) never reach it; `ping` is
         // answered with `pong`; a custom type's answer is the application's (`request<R>`).
+        ClientMessage::PrivateHistory { .. } => (
+            "privateHistory",
+            "PrivateHistoryResult",
+            PrivateHistoryReply {
+                items: vec![ServerMessage::Private {
+                    id,
+                    from: User::new(UserId::new("u").unwrap(), None, Vec::new(), Map::new()),
+                    to: UserId::new("v").unwrap(),
+                    message: Value::Null,
+                    timestamp: 1,
+                }],
+            }
+            .into(),
+        ),
         ClientMessage::Auth { .. }
         | ClientMessage::Ack { .. }
         | ClientMessage::Pong
@@ -498,7 +518,7 @@ fn declared_results_match_the_protocols_reply_bodies() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 9);
 }
 
 #[test]

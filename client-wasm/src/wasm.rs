@@ -561,18 +561,36 @@ impl RoomcastClient {
         self.call_with("private", ("targetUserId", user_id), "content", content)
     }
 
+    /// A page of stored messages: `name` (the room, or the other user), and from the
+    /// optional `options` the number `limit` and the strings named in `cursor`.
+    fn page(&self, kind: &str, name: (&str, &str), options: &JsValue, cursor: &[&str]) -> Promise {
+        let mut members = vec![(name.0, quote(name.1))];
+        members.extend(number(options, "limit").map(|limit| ("limit", millis(limit).to_string())));
+        for &key in cursor {
+            let value = Reflect::get(options, &key.into())
+                .ok()
+                .and_then(|v| v.as_string());
+            members.extend(value.map(|value| (key, quote(&value))));
+        }
+        let members: Vec<_> = members.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.call(kind, &members)
+    }
+
     /// Stored chat of a room: `{limit, before}` optional.
     pub fn history(&self, room: &str, options: &JsValue) -> Promise {
-        let room = quote(room);
-        let limit = number(options, "limit").map(|limit| millis(limit).to_string());
-        let before = Reflect::get(options, &"before".into())
-            .ok()
-            .and_then(|v| v.as_string())
-            .map(|before| quote(&before));
-        let mut members = vec![("room", room.as_str())];
-        members.extend(limit.as_deref().map(|limit| ("limit", limit)));
-        members.extend(before.as_deref().map(|before| ("before", before)));
-        self.call("history", &members)
+        self.page("history", ("room", room), options, &["before"])
+    }
+
+    /// Stored private messages with `userId`, both directions: `{limit, before, beforeTo}`
+    /// optional (the `id` and `to` of the message to page back from: both or neither).
+    #[wasm_bindgen(js_name = privateHistory)]
+    pub fn private_history(&self, user_id: &str, options: &JsValue) -> Promise {
+        self.page(
+            "private_history",
+            ("userId", user_id),
+            options,
+            &["before", "beforeTo"],
+        )
     }
 
     /// Marks a notification read (every tab of the user hears `notification_read`).

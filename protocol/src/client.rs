@@ -64,6 +64,24 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<MessageId>,
     },
+    /// Stored private messages between the caller and another user, both directions.
+    PrivateHistory {
+        /// The other side of the conversation.
+        user_id: UserId,
+        /// How many messages (default 50, at most 500).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// With `before_to`: only messages strictly older, in the conversation's order,
+        /// than the message with this id and recipient. An id alone names no message of
+        /// a conversation: each direction takes its ids from its recipient's sequence, so
+        /// both directions can hold the same id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<MessageId>,
+        /// The recipient (`to`) of the message `before` names; given exactly when
+        /// `before` is (the server checks that, and that it is one of the two sides).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before_to: Option<UserId>,
+    },
     /// Confirms a server message flagged `_ack`.
     Ack {
         /// The `_messageId` being confirmed.
@@ -106,7 +124,7 @@ pub struct CustomMessage {
 
 impl ClientMessage {
     /// The types the contract defines; anything else is [`ClientMessage::Custom`].
-    pub const KNOWN_TYPES: [&'static str; 12] = [
+    pub const KNOWN_TYPES: [&'static str; 13] = [
         "auth",
         "pong",
         "ping",
@@ -115,6 +133,7 @@ impl ClientMessage {
         "chat",
         "private",
         "history",
+        "private_history",
         "ack",
         "mark_read",
         "subscribe",
@@ -132,6 +151,7 @@ impl ClientMessage {
             Self::Chat { .. } => "chat",
             Self::Private { .. } => "private",
             Self::History { .. } => "history",
+            Self::PrivateHistory { .. } => "private_history",
             Self::Ack { .. } => "ack",
             Self::MarkRead { .. } => "mark_read",
             Self::Subscribe { .. } => "subscribe",
@@ -308,6 +328,25 @@ mod tests {
                 json!({"type":"history","room":"lobby"}),
             ),
             (
+                ClientMessage::PrivateHistory {
+                    user_id: UserId::new("bob").unwrap(),
+                    limit: Some(20),
+                    before: Some(MessageId::new("0000000000000005").unwrap()),
+                    before_to: Some(UserId::new("alice").unwrap()),
+                },
+                json!({"type":"private_history","userId":"bob","limit":20,
+                       "before":"0000000000000005","beforeTo":"alice"}),
+            ),
+            (
+                ClientMessage::PrivateHistory {
+                    user_id: UserId::new("bob").unwrap(),
+                    limit: None,
+                    before: None,
+                    before_to: None,
+                },
+                json!({"type":"private_history","userId":"bob"}),
+            ),
+            (
                 ClientMessage::Ack {
                     message_id: "m1".into(),
                 },
@@ -388,6 +427,26 @@ mod tests {
         assert!(err.to_string().contains("missing field `room`"), "{err}");
         let err = ClientFrame::decode(r#"{"type":"join","room":""}"#).unwrap_err();
         assert!(err.to_string().contains("room name"), "{err}");
+        let err = ClientFrame::decode(r#"{"type":"private_history","id":1}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `userId`"), "{err}");
+        for (frame, says) in [
+            (r#"{"type":"private_history","userId":""}"#, "user id"),
+            (
+                r#"{"type":"private_history","userId":"b","before":"a/b"}"#,
+                "message id",
+            ),
+            (
+                r#"{"type":"private_history","userId":"b","beforeTo":""}"#,
+                "user id",
+            ),
+            (
+                r#"{"type":"private_history","userId":"b","limit":-1}"#,
+                "expected u32",
+            ),
+        ] {
+            let err = ClientFrame::decode(frame).unwrap_err();
+            assert!(err.to_string().contains(says), "{frame}: {err}");
+        }
         let err = ClientFrame::decode(r#"{"type":"ping","id":[1]}"#).unwrap_err();
         assert!(matches!(err.error, ProtocolError::BadRequestId));
     }

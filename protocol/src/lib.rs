@@ -27,7 +27,7 @@ pub use frames::{TopicMessage, batch_messages_frame, topic_frame};
 pub use ids::{ClientId, MessageId, RequestId, RoomName, UserId};
 pub use replies::{
     AckReply, AuthReply, ChatReply, HistoryReply, JoinReply, LeaveReply, MarkReadReply,
-    PrivateReply, RefreshReply, SubscribeReply, UnsubscribeReply,
+    PrivateHistoryReply, PrivateReply, RefreshReply, SubscribeReply, UnsubscribeReply,
 };
 pub use server::{Priority, ServerMessage, User};
 

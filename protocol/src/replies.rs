@@ -52,6 +52,15 @@ pub struct HistoryReply {
     pub items: Vec<ServerMessage>,
 }
 
+/// `private_history`: stored `private` messages of one conversation, both directions,
+/// oldest first in the conversation's order (`timestamp`, then `to`, then `id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateHistoryReply {
+    /// The messages.
+    pub items: Vec<ServerMessage>,
+}
+
 /// `private`: what the sender learns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -145,6 +154,7 @@ reply_data!(
     LeaveReply,
     ChatReply,
     HistoryReply,
+    PrivateHistoryReply,
     PrivateReply,
     AckReply,
     MarkReadReply,
@@ -240,6 +250,42 @@ mod tests {
         );
         check(
             &HistoryReply { items: Vec::new() },
+            &json!({"items":[]}),
+            r#"{"items":[]}"#,
+            r#"{"items":[]}"#,
+        );
+    }
+
+    #[test]
+    fn private_history_items_are_private_messages() {
+        let private = |id_: &str, from: &str, to: &str| ServerMessage::Private {
+            id: id(id_),
+            from: User::new(user(from), None, Vec::new(), Map::new()),
+            to: user(to),
+            message: json!({"text":"psst"}),
+            timestamp: 9,
+        };
+        // Both directions may hold the same id: each is numbered by its recipient.
+        check(
+            &PrivateHistoryReply {
+                items: vec![private("05", "bob", "alice"), private("05", "alice", "bob")],
+            },
+            &json!({"items":[
+                {"type":"private","id":"05","from":{"userId":"bob"},"to":"alice",
+                 "message":{"text":"psst"},"timestamp":9},
+                {"type":"private","id":"05","from":{"userId":"alice"},"to":"bob",
+                 "message":{"text":"psst"},"timestamp":9}]}),
+            concat!(
+                r#"{"items":[{"type":"private","id":"05","from":{"userId":"bob"},"to":"alice","message":{"text":"psst"},"timestamp":9},"#,
+                r#"{"type":"private","id":"05","from":{"userId":"alice"},"to":"bob","message":{"text":"psst"},"timestamp":9}]}"#
+            ),
+            concat!(
+                r#"{"items":[{"from":{"userId":"bob"},"id":"05","message":{"text":"psst"},"timestamp":9,"to":"alice","type":"private"},"#,
+                r#"{"from":{"userId":"alice"},"id":"05","message":{"text":"psst"},"timestamp":9,"to":"bob","type":"private"}]}"#
+            ),
+        );
+        check(
+            &PrivateHistoryReply { items: Vec::new() },
             &json!({"items":[]}),
             r#"{"items":[]}"#,
             r#"{"items":[]}"#,

@@ -1,15 +1,16 @@
 //! Migration 0003 on a database written before the store assigned ids: the rows keep
 //! their per-node `(ms << 12) + seq` ids, and each scope's new sequence starts right
 //! above its newest one, so new ids sort after old ones and history, `since` and pending
-//! deliveries go on across the change. SQLite-specific (it builds the old schema with
-//! the old migrations), so here rather than in the store suite.
+//! deliveries go on across the change. Also 0004 on the same old rows: private messages
+//! stored before conversations could be read back are in theirs. SQLite-specific (it
+//! builds the old schema with the old migrations), so here rather than in the store suite.
 
 use std::str::FromStr;
 
 use anyhow::Result;
 use roomcast_protocol::{MessageId, Priority, RoomName, User, UserId};
 use roomcast_server::store::{
-    NewChat, NewGlobal, NewNotification, NewPrivate, SqliteStore, Store, sequence_id,
+    NewChat, NewGlobal, NewNotification, NewPrivate, PrivateRef, SqliteStore, Store, sequence_id,
 };
 use serde_json::{Map, json};
 use sqlx::migrate::Migrator;
@@ -197,6 +198,49 @@ async fn new_ids_continue_above_the_old_ones_in_every_scope() -> Result<()> {
     let store = SqliteStore::open(&url).await?;
     let next = store.append_chat(&chat("lobby")).await?;
     assert_eq!(next.id, after(new.id.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn old_private_messages_are_in_their_conversation() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = old_database(&dir.path().join("old.db"), &[]).await?;
+    let store = SqliteStore::open(&url).await?;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let reply = NewPrivate {
+        to: alice.clone(),
+        from: User::new(bob.clone(), None, Vec::new(), Map::new()),
+        message: json!("new"),
+        timestamp: 1_800_000_000_000,
+    };
+    let reply = store.append_private(&reply, true).await?;
+
+    let all = store
+        .private_history(&alice, &bob, 10, None)
+        .await?
+        .expect("no cursor");
+    let keys: Vec<(&str, &str)> = all.iter().map(|p| (p.to.as_str(), p.id.as_str())).collect();
+    assert_eq!(
+        keys,
+        [
+            ("bob", BOB_PRIVATE_DELIVERED),
+            ("bob", BOB_PRIVATE_PENDING),
+            ("alice", reply.id.as_str())
+        ],
+        "alice's old messages to bob (their sender known from its JSON), then bob's reply"
+    );
+    let before = PrivateRef {
+        to: bob.clone(),
+        id: id(BOB_PRIVATE_PENDING),
+    };
+    let older = store
+        .private_history(&bob, &alice, 10, Some(&before))
+        .await?;
+    assert_eq!(
+        older.map(|items| items.len()),
+        Some(1),
+        "an old message is a cursor"
+    );
     Ok(())
 }
 

@@ -50,6 +50,56 @@ test("alice and bob chat in a room and privately, each message shown once", asyn
   await done([alice, bob]);
 });
 
+test("a private conversation comes back after a reload, in order, each message once", async () => {
+  // New users: both directions number their ids from 1, so they share ids.
+  const [dora, eve] = await inRoom(env, ["dora", "eve"], "e2e-private-history");
+  const open = async (page, who) => {
+    await page.locator(`#members .member[data-user="${who}"] button`).click({ timeout: WAIT });
+    await eventually(`the conversation with ${who} is open`, async () =>
+      (await page.locator("#private-with").textContent()) === who);
+  };
+  const privateTexts = (page) => texts(page, "#private-messages");
+  const write = async (page, text) => {
+    await page.fill("#private-input", text);
+    await page.click("#private-send");
+  };
+  await open(dora.page, "eve");
+  await open(eve.page, "dora");
+  const said = [];
+  for (const [who, text] of [[dora, "one"], [eve, "two"], [dora, "three"], [eve, "four"]]) {
+    await write(who.page, text);
+    said.push(text);
+    for (const { page } of [dora, eve]) {
+      await eventually(`"${text}" on both pages`, async () => (await privateTexts(page)).length === said.length);
+    }
+  }
+  for (const { page } of [dora, eve]) assert.deepEqual(await privateTexts(page), said);
+
+  // Eve reloads: the page starts with no conversation at all. Dora writes once more before
+  // Eve opens it again, so the live message and the stored history must merge.
+  await eve.page.reload();
+  await eve.page.locator("#conn-state[data-state=open]").waitFor({ timeout: WAIT });
+  await join(eve.page, "e2e-private-history");
+  await open(dora.page, "eve");
+  await write(dora.page, "five");
+  await eve.page.locator('#conversations .conversation[data-user="dora"] .badge').waitFor({ timeout: WAIT });
+  await open(eve.page, "dora");
+  const all = [...said, "five"];
+  await eventually("eve has the whole conversation", async () => (await privateTexts(eve.page)).length >= all.length);
+  assert.deepEqual(await privateTexts(eve.page), all);
+  const mine = await eve.page.locator("#private-messages .message.mine .text").allTextContents();
+  assert.deepEqual(mine, ["two", "four"], "eve's own messages are shown as hers");
+
+  // Dora too, after a reload of hers.
+  await dora.page.reload();
+  await dora.page.locator("#conn-state[data-state=open]").waitFor({ timeout: WAIT });
+  await join(dora.page, "e2e-private-history");
+  await open(dora.page, "eve");
+  await eventually("dora has the whole conversation", async () => (await privateTexts(dora.page)).length >= all.length);
+  assert.deepEqual(await privateTexts(dora.page), all);
+  await done([dora, eve]);
+});
+
 test("text that looks like HTML is shown as text and runs nothing, wherever it appears", async () => {
   const { server } = env;
   const [alice, bob] = await inRoom(env, ["alice", "bob"], "e2e-xss");

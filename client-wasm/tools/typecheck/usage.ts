@@ -65,6 +65,12 @@ export async function usage(): Promise<void> {
   const priv = await client.sendPrivate("bob", "hi");
   const delivered: boolean = priv.delivered;
   const target: string = priv.targetUserId;
+  const conversation = await client.privateHistory("bob", { limit: 20 });
+  const oldest = conversation.items[0];
+  const older = oldest && (await client.privateHistory("bob", { before: oldest.id, beforeTo: oldest.to }));
+  const sender: string | undefined = older?.items[0]?.from.userId;
+  // @ts-expect-error: the items are private messages, which have no room
+  void conversation.items[0]?.room;
   const { keys } = await client.subscribe("prices", ["AAPL"]);
   const { removed } = await client.unsubscribe("prices");
   const dice = await client.request<{ roll: number }>("roll", { sides: 20 }, { timeoutMs: 500 });
@@ -79,5 +85,5 @@ export async function usage(): Promise<void> {
     void known;
   }
   client.close();
-  void flags, first, delivered, target, keys, removed, roll;
+  void flags, first, delivered, target, sender, keys, removed, roll;
 }

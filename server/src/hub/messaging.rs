@@ -18,7 +18,9 @@ use crate::ServerError;
 use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
 use crate::model::{app_frame, check_content};
-use crate::store::{NewGlobal, NewNotification, NewPrivate, StoredNotification, StoredPrivate};
+use crate::store::{
+    NewGlobal, NewNotification, NewPrivate, PrivateRef, StoredNotification, StoredPrivate,
+};
 
 /// Longest notification title, in bytes.
 const MAX_TITLE_BYTES: usize = 256;
@@ -26,6 +28,11 @@ const MAX_TITLE_BYTES: usize = 256;
 pub(crate) const DEFAULT_NOTIFICATIONS: u32 = 100;
 /// ... and at most this many.
 pub(crate) const MAX_NOTIFICATIONS: u32 = 1000;
+
+/// `private_history` answers this many messages unless asked otherwise (as `history`).
+pub(super) const DEFAULT_PRIVATE_HISTORY: u32 = 50;
+/// ... and at most this many.
+pub(super) const MAX_PRIVATE_HISTORY: u32 = 500;
 
 /// What `/api/notify` and `/api/notify_all` answer.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -133,6 +140,67 @@ impl Hub {
         )
         .await?;
         Ok(sent)
+    }
+
+    /// The conversation of `user` with `with` read back: the newest `limit` (default 50,
+    /// at most 500, 0 counting as 1, as for `history`) stored private messages between
+    /// them, both directions, strictly older than the message `before` and `before_to`
+    /// name (its `id` and `to`), oldest first, as `private` messages. The order is by
+    /// `timestamp`, then `to`, then `id` (see [`crate::store::Store::private_history`]).
+    ///
+    /// `user` is whoever asks: the connection's user for `private_history`, the user an
+    /// application backend acts for on the HTTP API. Only conversations `user` is part of
+    /// can be read, since `user` is always one side.
+    ///
+    /// # Errors
+    /// `bad_request` when only one of `before` and `before_to` is given, or `before_to` is
+    /// neither side; `not_found` when they name no message of this conversation; store
+    /// failures.
+    pub async fn private_history(
+        &self,
+        user: &UserId,
+        with: &UserId,
+        limit: Option<u32>,
+        before: Option<&MessageId>,
+        before_to: Option<&UserId>,
+    ) -> Result<Vec<ServerMessage>, ServerError> {
+        let limit = limit
+            .unwrap_or(DEFAULT_PRIVATE_HISTORY)
+            .clamp(1, MAX_PRIVATE_HISTORY);
+        let bad = |message: String| Err(ServerError::request(ErrorCode::BadRequest, message));
+        let cursor = match (before, before_to) {
+            (None, None) => None,
+            (Some(id), Some(to)) if to == user || to == with => Some(PrivateRef {
+                to: to.clone(),
+                id: id.clone(),
+            }),
+            (Some(_), Some(to)) => {
+                return bad(format!(
+                    "`beforeTo` {to} is neither side of the conversation of {user} and {with}"
+                ));
+            }
+            // Ids of the two directions come from two sequences: an id alone would name
+            // one message or the other, depending on luck.
+            (Some(_), None) => {
+                return bad("`before` needs `beforeTo`: the `to` of the message it names".into());
+            }
+            (None, Some(_)) => return bad("`beforeTo` without `before`".into()),
+        };
+        let items = self
+            .inner
+            .store
+            .private_history(user, with, limit, cursor.as_ref())
+            .await?;
+        match (items, cursor) {
+            (Some(items), _) => Ok(items.into_iter().map(private_message).collect()),
+            // Only a cursor can name no message.
+            (None, cursor) => Err(ServerError::request(
+                ErrorCode::NotFound,
+                cursor.map_or_else(String::new, |PrivateRef { to, id }| {
+                    format!("no message {id} to {to} between {user} and {with}")
+                }),
+            )),
+        }
     }
 
     /// Stores a notification for `user`, then delivers it to all its connections.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use roomcast_protocol::{
     AckReply, AuthReply, ChatReply, ClientFrame, ClientMessage, CloseCode, ErrorCode, HistoryReply,
-    LeaveReply, MarkReadReply, RefreshReply, RequestId, ServerMessage, SubscribeReply,
-    UnsubscribeReply, User,
+    LeaveReply, MarkReadReply, PrivateHistoryReply, RefreshReply, RequestId, ServerMessage,
+    SubscribeReply, UnsubscribeReply, User,
 };
 use serde_json::Value;
 use tracing::info;
@@ -124,6 +124,28 @@ impl Session {
                     .private(&self.conn, &target_user_id, content)
                     .await?;
                 Ok(Some(sent.into()))
+            }
+            ClientMessage::PrivateHistory {
+                user_id,
+                limit,
+                before,
+                before_to,
+            } => {
+                // The caller is one side: it reads only its own conversations.
+                let me = self.conn.user().ok_or_else(|| {
+                    ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
+                })?;
+                let items = self
+                    .hub
+                    .private_history(
+                        &me.user_id,
+                        &user_id,
+                        limit,
+                        before.as_ref(),
+                        before_to.as_ref(),
+                    )
+                    .await?;
+                Ok(Some(PrivateHistoryReply { items }.into()))
             }
             ClientMessage::Ack { message_id } => {
                 let awaited = self.hub.on_ack(&self.conn, &message_id);

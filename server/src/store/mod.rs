@@ -109,6 +109,17 @@ pub struct StoredPrivate {
     pub timestamp: Timestamp,
 }
 
+/// Names one stored private message: its recipient and its id, a number of the
+/// recipient's sequence. The id alone does not: the two directions of a conversation take
+/// their ids from two sequences, so both can hold the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateRef {
+    /// The recipient (the message's `to`).
+    pub to: UserId,
+    /// Its id.
+    pub id: MessageId,
+}
+
 /// One stored notification for a user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredNotification {
@@ -267,6 +278,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Atomically takes every pending private message of `to` (marking them delivered),
     /// oldest first: a second call returns none of them again.
     fn take_pending_private<'a>(&'a self, to: &'a UserId) -> StoreFuture<'a, Vec<StoredPrivate>>;
+
+    /// The newest `limit` private messages between `a` and `b`, both directions, strictly
+    /// before the message `before` names (if given), oldest first; `None` when `before`
+    /// names no message between them (another conversation's, or none at all).
+    ///
+    /// A conversation's order is by timestamp, then recipient (as bytes), then id: a total
+    /// order (recipient and id are a message's key) that holds however ids of the two
+    /// directions compare, and one a client can compute from the messages it has, so that
+    /// it can merge a page with the live ones. Paging back with the oldest message of each
+    /// page as the next `before` visits every message once. `a == b` is the conversation
+    /// of a user with itself: each message once.
+    fn private_history<'a>(
+        &'a self,
+        a: &'a UserId,
+        b: &'a UserId,
+        limit: u32,
+        before: Option<&'a PrivateRef>,
+    ) -> StoreFuture<'a, Option<Vec<StoredPrivate>>>;
 
     /// Stores a notification under the next id of its user (the sequence private
     /// messages to that user share), `delivered` or still pending.

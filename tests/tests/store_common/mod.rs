@@ -1,6 +1,7 @@
-//! What the two halves of the `Store` conformance suite share (`store.rs`, the behaviour
-//! of each method; `store_ids.rs`, the ids the store assigns): the stores under test, the
-//! builders, and the [`stores!`] macro that runs every test against every store.
+//! What the parts of the `Store` conformance suite share (`store.rs`, the behaviour of
+//! each method; `store_ids.rs`, the ids the store assigns; `store_conversations.rs`, private
+//! conversations read back): the stores under test, the builders, and the [`stores!`]
+//! macro that runs every test against every store.
 
 // Each suite file is its own test crate and uses its own part of this.
 #![allow(dead_code)]
@@ -133,6 +134,17 @@ pub fn private(to: &str, n: u64) -> NewPrivate {
         to: user(to),
         from: sender("alice"),
         message: json!({ "text": format!("private {n}") }),
+        timestamp: timestamp(n),
+    }
+}
+
+/// A private message from `from` to `to` at [`timestamp`]`(n)`, its content naming all
+/// three, so that a failure shows which message is where.
+pub fn private_between(from: &str, to: &str, n: u64) -> NewPrivate {
+    NewPrivate {
+        to: user(to),
+        from: sender(from),
+        message: json!(format!("{from}>{to}@{n}")),
         timestamp: timestamp(n),
     }
 }

@@ -7,18 +7,24 @@
 //! (of every connection and every process on the file) thus commit one at a time in id
 //! order, and a WAL reader's snapshot, being a prefix of the commits, never has a hole.
 
+mod conversation;
+mod rows;
+
 use std::str::FromStr;
 
-use roomcast_protocol::{MessageId, Priority, RoomName, Timestamp, UserId};
+use roomcast_protocol::{MessageId, RoomName, UserId};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
+use self::rows::{
+    get, json, message_id, millis, notification_row, oldest_first, parse, priority_text,
+    private_row, store_error, timestamp,
+};
 use super::{
-    NewChat, NewGlobal, NewNotification, NewPrivate, Store, StoreFuture, StoredChat, StoredGlobal,
-    StoredNotification, StoredPrivate, sequence_id,
+    NewChat, NewGlobal, NewNotification, NewPrivate, PrivateRef, Store, StoreFuture, StoredChat,
+    StoredGlobal, StoredNotification, StoredPrivate, sequence_id,
 };
 use crate::ServerError;
 use crate::model::RoomOptions;
@@ -30,10 +36,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn store_error(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Store(e.to_string())
 }
 
 impl SqliteStore {
@@ -105,79 +107,6 @@ async fn next_id(
     }
     let last = query.fetch_one(&mut **tx).await.map_err(store_error)?;
     Ok(sequence_id(u64::try_from(last).map_err(store_error)?))
-}
-
-fn millis(timestamp: Timestamp) -> i64 {
-    i64::try_from(timestamp).unwrap_or(i64::MAX)
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String, ServerError> {
-    serde_json::to_string(value).map_err(store_error)
-}
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, ServerError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(column).map_err(store_error)
-}
-
-fn parse<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, ServerError> {
-    serde_json::from_str(&get::<String>(row, column)?).map_err(store_error)
-}
-
-fn message_id(row: &SqliteRow) -> Result<MessageId, ServerError> {
-    MessageId::new(get::<String>(row, "id")?).map_err(store_error)
-}
-
-fn timestamp(row: &SqliteRow) -> Result<Timestamp, ServerError> {
-    Ok(u64::try_from(get::<i64>(row, "created_at")?).unwrap_or(0))
-}
-
-/// Chat rows read newest first (so `LIMIT` keeps the newest), handed out oldest first.
-fn oldest_first(room: &RoomName, rows: &[SqliteRow]) -> Result<Vec<StoredChat>, ServerError> {
-    rows.iter().rev().map(|row| chat_row(room, row)).collect()
-}
-
-fn chat_row(room: &RoomName, row: &SqliteRow) -> Result<StoredChat, ServerError> {
-    Ok(StoredChat {
-        id: message_id(row)?,
-        room: room.clone(),
-        from: parse(row, "sender")?,
-        message: parse(row, "message")?,
-        timestamp: timestamp(row)?,
-    })
-}
-
-fn private_row(to: &UserId, row: &SqliteRow) -> Result<StoredPrivate, ServerError> {
-    Ok(StoredPrivate {
-        id: message_id(row)?,
-        to: to.clone(),
-        from: parse(row, "sender")?,
-        message: parse(row, "message")?,
-        timestamp: timestamp(row)?,
-    })
-}
-
-fn notification_row(user: &UserId, row: &SqliteRow) -> Result<StoredNotification, ServerError> {
-    let priority: String = get(row, "priority")?;
-    Ok(StoredNotification {
-        id: message_id(row)?,
-        user_id: user.clone(),
-        title: get(row, "title")?,
-        content: get(row, "content")?,
-        priority: serde_json::from_value::<Priority>(serde_json::Value::String(priority))
-            .map_err(store_error)?,
-        read: get::<i64>(row, "is_read")? != 0,
-        timestamp: timestamp(row)?,
-    })
-}
-
-fn priority_text(priority: Priority) -> Result<String, ServerError> {
-    match serde_json::to_value(priority).map_err(store_error)? {
-        serde_json::Value::String(s) => Ok(s),
-        other => Err(store_error(format!("priority serialized as {other}"))),
-    }
 }
 
 impl Store for SqliteStore {
@@ -309,6 +238,16 @@ impl Store for SqliteStore {
             items.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(items)
         })
+    }
+
+    fn private_history<'a>(
+        &'a self,
+        a: &'a UserId,
+        b: &'a UserId,
+        limit: u32,
+        before: Option<&'a PrivateRef>,
+    ) -> StoreFuture<'a, Option<Vec<StoredPrivate>>> {
+        Box::pin(self.conversation(a, b, limit, before))
     }
 
     fn append_notification<'a>(

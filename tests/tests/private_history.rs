@@ -321,6 +321,66 @@ async fn bad_requests_get_errors_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn the_backend_reads_a_conversation_over_http_and_pages_it_like_a_client() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    exchange(&mut alice, &mut bob, 5, true).await;
+    let mine = history(&mut alice, "bob", json!({})).await;
+    let (status, body) = server.get("/api/users/alice/private?with=bob").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["items"].as_array(),
+        Some(&mine),
+        "what alice's client reads"
+    );
+    // Either side's view is the same conversation.
+    let (_, theirs) = server.get("/api/users/bob/private?with=alice").await;
+    assert_eq!(theirs["items"], body["items"]);
+    // Paging back from the oldest of the newest two, with its `to`.
+    let (_, newest) = server
+        .get("/api/users/alice/private?with=bob&limit=2")
+        .await;
+    let newest = newest["items"].as_array().expect("items").clone();
+    assert_eq!(contents(&newest), ["m3", "m4"]);
+    let path = format!(
+        "/api/users/alice/private?with=bob&before={}&beforeTo={}",
+        newest[0]["id"].as_str().unwrap(),
+        newest[0]["to"].as_str().unwrap()
+    );
+    let (status, older) = server.get(&path).await;
+    assert_eq!(status, 200, "{older}");
+    assert_eq!(
+        contents(older["items"].as_array().unwrap()),
+        ["m0", "m1", "m2"]
+    );
+    // A cursor without its `to`, and one naming nobody in the conversation.
+    let path = format!(
+        "/api/users/alice/private?with=bob&before={}",
+        newest[0]["id"].as_str().unwrap()
+    );
+    let (status, body) = server.get(&path).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("bad_request")),
+        "{body}"
+    );
+    let (status, body) = server
+        .get("/api/users/alice/private?with=bob&before=00000000000000ff&beforeTo=bob")
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    let (status, _) = server.get("/api/users/carol/private?with=bob").await;
+    assert_eq!(
+        status, 200,
+        "a conversation without messages is empty, not an error"
+    );
+}
+
+#[tokio::test]
 async fn a_conversation_is_only_ever_its_two_users() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;

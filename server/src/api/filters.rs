@@ -12,7 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::handlers;
-use super::models::{ConnectionsQuery, HistoryQuery, NotificationsQuery};
+use super::models::{ConnectionsQuery, HistoryQuery, NotificationsQuery, PrivateQuery};
 use super::query::{no_query, query};
 use super::{json_body, with_hub};
 use crate::hub::Hub;
@@ -129,6 +129,18 @@ pub(super) fn user_notifications(
         .and(with_hub(hub))
         .and(query::<NotificationsQuery>())
         .then(handlers::user_notifications)
+        .map(Reply::into_response)
+}
+
+/// `GET /api/users/{userId}/private?with=&limit=&before=&beforeTo=`
+pub(super) fn user_private(
+    hub: &Hub,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    warp::path!("users" / String / "private")
+        .and(warp::get())
+        .and(with_hub(hub))
+        .and(query::<PrivateQuery>())
+        .then(handlers::user_private)
         .map(Reply::into_response)
 }
 

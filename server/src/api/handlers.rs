@@ -16,7 +16,8 @@ use warp::reply::Response;
 use super::ApiError;
 use super::models::{
     BroadcastRequest, ConnectionsQuery, CreateRoomRequest, DevTokenRequest, HistoryQuery,
-    NotificationsQuery, NotifyAllRequest, NotifyRequest, PublishRequest, SendRequest, TokenRequest,
+    NotificationsQuery, NotifyAllRequest, NotifyRequest, PrivateQuery, PublishRequest, SendRequest,
+    TokenRequest,
 };
 use crate::ServerError;
 use crate::broker::Target;
@@ -155,6 +156,22 @@ pub(super) async fn user_notifications(
 /// A user's notifications, newest first.
 async fn notifications_of(user: &UserId, hub: &Hub, query: &NotificationsQuery) -> ApiResult {
     let items = hub.notifications(user, query.unread, query.limit).await?;
+    ok(&json!({ "items": items }))
+}
+
+/// `GET /api/users/{userId}/private?with=&limit=&before=&beforeTo=`: the backend reads a
+/// conversation on its user's behalf.
+pub(super) async fn user_private(segment: String, hub: Hub, query: PrivateQuery) -> ApiResult {
+    let user = user_id(&segment)?;
+    let items = hub
+        .private_history(
+            &user,
+            &query.with,
+            query.limit,
+            query.before.as_ref(),
+            query.before_to.as_ref(),
+        )
+        .await?;
     ok(&json!({ "items": items }))
 }
 

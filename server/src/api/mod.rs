@@ -84,6 +84,8 @@ fn api_routes(hub: &Hub) -> BoxedFilter<(Response,)> {
         .unify()
         .or(filters::user_notifications(hub))
         .unify()
+        .or(filters::user_private(hub))
+        .unify()
         .or(filters::stats(hub))
         .unify()
         .boxed();

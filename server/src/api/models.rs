@@ -47,6 +47,24 @@ pub(super) struct HistoryQuery {
     pub before: Option<MessageId>,
 }
 
+/// `GET /api/users/{userId}/private?with=&limit=&before=&beforeTo=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct PrivateQuery {
+    /// The other side of the conversation.
+    #[serde(deserialize_with = "query::with")]
+    pub with: UserId,
+    /// How many messages; the hub applies its default and cap.
+    #[serde(default, deserialize_with = "query::limit")]
+    pub limit: Option<u32>,
+    /// Only messages before this one (with `beforeTo`, the `to` of the message it names).
+    #[serde(default, deserialize_with = "query::before")]
+    pub before: Option<MessageId>,
+    /// The `to` of the message `before` names.
+    #[serde(default, deserialize_with = "query::before_to")]
+    pub before_to: Option<UserId>,
+}
+
 // ---- Request bodies ----
 
 /// `POST /dev/token`.

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use roomcast_protocol::MessageId;
+use roomcast_protocol::{MessageId, UserId};
 use serde::Deserialize;
 use serde::de::value::MapDeserializer;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
@@ -116,6 +116,20 @@ fn flag<'de, D: Deserializer<'de>>(name: &str, value: D) -> Result<bool, D::Erro
         "false" | "0" => Ok(false),
         _ => Err(D::Error::custom(format!("`{name}` must be true or false"))),
     }
+}
+
+/// `with`: a user id.
+pub(super) fn with<'de, D: Deserializer<'de>>(value: D) -> Result<UserId, D::Error> {
+    user("with", value)
+}
+
+/// `beforeTo`: a user id.
+pub(super) fn before_to<'de, D: Deserializer<'de>>(value: D) -> Result<Option<UserId>, D::Error> {
+    user("beforeTo", value).map(Some)
+}
+
+fn user<'de, D: Deserializer<'de>>(name: &str, value: D) -> Result<UserId, D::Error> {
+    UserId::new(String::deserialize(value)?).map_err(|e| D::Error::custom(format!("`{name}`: {e}")))
 }
 
 /// `before`: a message id.

@@ -7,12 +7,13 @@
 //! message answered `batched: true` is never dropped.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dashmap::DashMap;
 use roomcast_protocol::{RoomName, batch_messages_frame};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::Hub;
 use crate::ServerError;
@@ -27,6 +28,8 @@ type Slot = Arc<tokio::sync::Mutex<Batch>>;
 #[derive(Debug, Default)]
 pub(crate) struct Batches {
     rooms: DashMap<RoomName, Slot>,
+    /// Set when shutdown begins: from then on every batch is flushed as it is added.
+    draining: AtomicBool,
 }
 
 /// A room's waiting messages.
@@ -63,7 +66,10 @@ impl Hub {
             .clone();
         let mut batch = slot.lock().await;
         batch.messages.push(frame);
-        if batch.messages.len() >= self.config().limits.batch_max_messages {
+        // Once the server drains, nothing waits for a window: a batch answered now goes
+        // out now, while the room's members are still connected.
+        let draining = self.inner.batches.draining.load(Ordering::Acquire);
+        if draining || batch.messages.len() >= self.config().limits.batch_max_messages {
             self.flush(room, &mut batch).await;
         } else if batch.messages.len() == 1 {
             self.arm(room.clone(), slot.clone(), batch.generation);
@@ -106,6 +112,11 @@ impl Hub {
             Utf8Bytes::from(batch_messages_frame(room, &messages, now_ms())),
         );
         if let Err(err) = self.publish(delivery).await {
+            if self.shutdown_token().is_cancelled() {
+                // No later window to retry in: say what is lost instead of spinning.
+                error!(%room, count = messages.len(), cause = %err, "batch not published at shutdown; dropped");
+                return;
+            }
             warn!(%room, count = messages.len(), cause = %err, "batch not published; retrying");
             let later = std::mem::replace(&mut batch.messages, messages);
             batch.messages.extend(later);
@@ -115,8 +126,9 @@ impl Hub {
         }
     }
 
-    /// Flushes every room's batch now (at shutdown).
+    /// Flushes every room's batch now and every later one as it is added (shutdown).
     pub(crate) async fn flush_batches(&self) {
+        self.inner.batches.draining.store(true, Ordering::Release);
         let slots: Vec<(RoomName, Slot)> = self
             .inner
             .batches
@@ -152,6 +164,8 @@ mod tests {
     struct FlakyBroker {
         calls: Mutex<usize>,
         published: Mutex<Vec<String>>,
+        /// Every publish fails, not just the first.
+        down: bool,
     }
 
     fn unsupported<T: Send + 'static>() -> BoxFuture<'static, Result<T, ServerError>> {
@@ -170,6 +184,7 @@ mod tests {
             *calls += 1;
             let result = match (&delivery.frame, *calls) {
                 (_, 1) => Err(ServerError::Broker("bus down".into())),
+                _ if self.down => Err(ServerError::Broker("bus down".into())),
                 (Frame::Whole(frame), _) => {
                     self.published
                         .lock()
@@ -267,6 +282,43 @@ mod tests {
         let published = broker.published.lock().unwrap().clone();
         assert_eq!(published.len(), 1, "{published:?}");
         assert_eq!(order(&published[0]), [json!(1)]);
+    }
+
+    #[tokio::test]
+    async fn once_draining_a_batch_goes_out_as_it_is_added() {
+        let broker = Arc::new(FlakyBroker::default());
+        *broker.calls.lock().unwrap() = 1;
+        let hub = hub_with(broker.clone(), 3_600_000).await;
+        hub.flush_batches().await;
+        let room = RoomName::new("ticker").unwrap();
+        let batched = hub
+            .batch(&room, &json!({ "type": "tick", "n": 8 }))
+            .await
+            .unwrap();
+        assert_eq!(batched.pending, 0, "published before the answer");
+        let published = broker.published.lock().unwrap().clone();
+        assert_eq!(published.len(), 1, "{published:?}");
+        assert_eq!(order(&published[0]), [json!(8)]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_published_at_shutdown_is_dropped_not_retried_for_ever() {
+        let broker = Arc::new(FlakyBroker {
+            down: true,
+            ..FlakyBroker::default()
+        });
+        let hub = hub_with(broker.clone(), 3_600_000).await;
+        let room = RoomName::new("ticker").unwrap();
+        hub.batch(&room, &json!({ "type": "tick", "n": 9 }))
+            .await
+            .unwrap();
+        hub.flush_batches().await;
+        hub.shutdown_token().cancel();
+        tokio::time::timeout(Duration::from_secs(5), hub.stop_background())
+            .await
+            .expect("background work ends although the bus stays down");
+        let calls = *broker.calls.lock().unwrap();
+        assert!(calls <= 3, "{calls} publishes: it was retried in a loop");
     }
 
     #[tokio::test]

@@ -263,7 +263,7 @@ async fn bad_requests_get_errors_and_change_nothing() {
         ),
         (
             json!({ "type": "private_history", "userId": "bob", "before": known }),
-            "before without beforeTo",
+            "before alone naming a message in each direction",
         ),
         (
             json!({ "type": "private_history", "userId": "bob", "beforeTo": "bob" }),
@@ -354,7 +354,7 @@ async fn the_backend_reads_a_conversation_over_http_and_pages_it_like_a_client()
         contents(older["items"].as_array().unwrap()),
         ["m0", "m1", "m2"]
     );
-    // A cursor without its `to`, and one naming nobody in the conversation.
+    // A cursor without its `to` whose id both directions hold, and one naming nobody.
     let path = format!(
         "/api/users/alice/private?with=bob&before={}",
         newest[0]["id"].as_str().unwrap()
@@ -377,6 +377,44 @@ async fn the_backend_reads_a_conversation_over_http_and_pages_it_like_a_client()
     assert_eq!(
         status, 200,
         "a conversation without messages is empty, not an error"
+    );
+}
+
+#[tokio::test]
+async fn before_alone_pages_when_it_names_one_message() {
+    // The contract's cursor is `before` alone: it works whenever only one direction of
+    // the conversation holds that id.
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    // A pause between sends makes every timestamp distinct, so the order is the sending
+    // order.
+    for text in ["a0", "a1", "a2", "a3"] {
+        private_ok(&mut alice, "bob", text).await;
+        bob.expect("private").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let back = private_ok(&mut bob, "alice", "b0").await;
+    alice.expect("private").await;
+    let all = history(&mut alice, "bob", json!({})).await;
+    assert_eq!(contents(&all), ["a0", "a1", "a2", "a3", "b0"]);
+    // a3 is bob's 4th message received; alice has received one: no collision.
+    let a3 = &all[3];
+    let older = history(&mut bob, "alice", json!({ "before": a3["id"] })).await;
+    assert_eq!(contents(&older), ["a0", "a1", "a2"]);
+    // b0 is alice's id 1, and bob's id 1 is a0: a collision asks for `beforeTo`.
+    let answer = ask(&mut alice, json!("bob"), json!({ "before": back["id"] })).await;
+    assert_eq!(answer["code"], "bad_request", "{answer}");
+    let (status, body) = server
+        .get(&format!(
+            "/api/users/alice/private?with=bob&before={}",
+            a3["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        contents(body["items"].as_array().unwrap()),
+        ["a0", "a1", "a2"]
     );
 }
 

@@ -153,8 +153,8 @@ impl Hub {
     /// can be read, since `user` is always one side.
     ///
     /// # Errors
-    /// `bad_request` when only one of `before` and `before_to` is given, or `before_to` is
-    /// neither side; `not_found` when they name no message of this conversation; store
+    /// `bad_request` when `before_to` comes without `before`, or is neither side, or
+    /// `before` alone names a message in each direction; `not_found` when they name no message of this conversation; store
     /// failures.
     pub async fn private_history(
         &self,
@@ -179,11 +179,9 @@ impl Hub {
                     "`beforeTo` {to} is neither side of the conversation of {user} and {with}"
                 ));
             }
-            // Ids of the two directions come from two sequences: an id alone would name
-            // one message or the other, depending on luck.
-            (Some(_), None) => {
-                return bad("`before` needs `beforeTo`: the `to` of the message it names".into());
-            }
+            // The contract's `before` alone: ids of the two directions come from two
+            // sequences, so it is followed only when it names one message.
+            (Some(id), None) => return self.private_before(user, with, limit, id).await,
             (None, Some(_)) => return bad("`beforeTo` without `before`".into()),
         };
         let items = self
@@ -199,6 +197,46 @@ impl Hub {
                 cursor.map_or_else(String::new, |PrivateRef { to, id }| {
                     format!("no message {id} to {to} between {user} and {with}")
                 }),
+            )),
+        }
+    }
+
+    /// A page before the one message of the conversation with this id, whichever side
+    /// it went to.
+    async fn private_before(
+        &self,
+        user: &UserId,
+        with: &UserId,
+        limit: u32,
+        id: &MessageId,
+    ) -> Result<Vec<ServerMessage>, ServerError> {
+        let mut pages = Vec::new();
+        for to in [user, with] {
+            let cursor = PrivateRef {
+                to: to.clone(),
+                id: id.clone(),
+            };
+            let page = self
+                .inner
+                .store
+                .private_history(user, with, limit, Some(&cursor))
+                .await?;
+            pages.extend(page);
+            if user == with {
+                break;
+            }
+        }
+        match pages.len() {
+            1 => Ok(pages.remove(0).into_iter().map(private_message).collect()),
+            0 => Err(ServerError::request(
+                ErrorCode::NotFound,
+                format!("no message {id} between {user} and {with}"),
+            )),
+            _ => Err(ServerError::request(
+                ErrorCode::BadRequest,
+                format!(
+                    "both directions hold a message {id}: add `beforeTo`, the `to` of the one you mean"
+                ),
             )),
         }
     }

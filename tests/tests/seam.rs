@@ -173,6 +173,8 @@ async fn every_delivery_of_every_route_and_message_passes_the_broker() {
         Settings {
             stats_interval_ms: Some(1000),
             batch_window_ms: Some(50),
+            // Every login joins it: the join at admission announces through the broker too.
+            default_rooms: Some(vec!["hall".to_owned()]),
             ..Settings::default()
         },
         broker.clone(),
@@ -198,6 +200,9 @@ async fn every_delivery_of_every_route_and_message_passes_the_broker() {
     bob.send(json!({ "type": "chat", "room": "lobby", "content": "hi", "id": 2 }))
         .await;
     bob.send(json!({ "type": "private", "targetUserId": "carol", "content": "psst", "id": 3 }))
+        .await;
+    // One for a user with no connection: it waits in the store and comes at its connect.
+    bob.send(json!({ "type": "private", "targetUserId": "dave", "content": "later", "id": 8 }))
         .await;
     carol
         .send(json!({ "type": "subscribe", "topic": "stocks", "keys": ["AAPL"], "id": 4 }))
@@ -345,8 +350,20 @@ async fn every_delivery_of_every_route_and_message_passes_the_broker() {
     // Long enough for a stats_update to the admin.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     settle_all(&mut [&mut alice, &mut bob, &mut carol], &broker).await;
+    // A user connecting late gets what waited for it: the frame the broker carried then.
+    let mut dave = Watched::login(&server, "dave", &[]).await;
+    let pending = dave.settle(&broker).await;
+    assert!(
+        pending
+            .iter()
+            .any(|f| f["type"] == "private" && f["message"] == "later"),
+        "{pending:?}"
+    );
+    dave.client.close().await;
     assert_eq!(server.delete(&format!("/api/connections/{b}")).await.0, 200);
     assert_eq!(bob.client.close_code().await, 4000);
+    // Closing leaves every room: the default room's others hear it through the broker.
+    settle_all(&mut [&mut alice, &mut carol], &broker).await;
     assert_eq!(server.delete("/api/connections").await.0, 200);
     assert_eq!(alice.client.close_code().await, 4000);
     assert_eq!(carol.client.close_code().await, 4000);

@@ -141,6 +141,18 @@ async fn two_nodes_writing_to_one_user_keep_its_ids_dense(backend: Backend) -> R
 async fn chats_from_concurrent_writers(nodes: &[Arc<dyn Store>]) -> Result<()> {
     let total = WRITERS * PER_WRITER;
     let reader = tokio::spawn(poll_every_chat(nodes.to_vec(), total));
+    // Another room written at the same time: with one sequence for every room (a plain
+    // autoincrement), the busy room's ids would skip the ones this room took.
+    let other = {
+        let node = Arc::clone(&nodes[nodes.len() - 1]);
+        tokio::spawn(async move {
+            let mut stored = Vec::new();
+            for n in 0..PER_WRITER {
+                stored.push(node.append_chat(&chat("other", n, json!(n))).await?);
+            }
+            anyhow::Ok(stored)
+        })
+    };
     let mut writers = tokio::task::JoinSet::new();
     for (writer, node) in (0..WRITERS).zip(nodes.iter().cycle()) {
         let node = Arc::clone(node);
@@ -164,6 +176,12 @@ async fn chats_from_concurrent_writers(nodes: &[Arc<dyn Store>]) -> Result<()> {
         appended.extend(stored);
     }
     let polled = tokio::time::timeout(PATIENCE, reader).await???;
+    let other = other.await??;
+    assert_eq!(
+        numbers(&other),
+        (1..=PER_WRITER).collect::<Vec<_>>(),
+        "the other room counts on its own"
+    );
 
     appended.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(

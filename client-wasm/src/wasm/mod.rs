@@ -16,65 +16,13 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use crate::core::json::quote;
 use crate::core::small_map::SmallMap;
 use crate::core::{Backoff, Core, Effect, Message, Options, State, timer_delay};
-use crate::error::ClientError;
+
+mod js;
+
+use self::js::{client_error, js_error, millis, now, number, object, set, to_js, to_json};
 
 #[wasm_bindgen(typescript_custom_section)]
-const TYPES: &'static str = include_str!("../roomcast-client.d.ts.in");
-
-fn now() -> u64 {
-    // Whole milliseconds since the epoch fit in f64 exactly until the year 287396.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let ms = js_sys::Date::now() as u64;
-    ms
-}
-
-/// JSON text (from the server, or built by the core) to a JS value, by the browser's own
-/// `JSON.parse`: the SDK carries no JSON library of its own.
-fn to_js(json: &str) -> JsValue {
-    js_sys::JSON::parse(json).unwrap_or(JsValue::NULL)
-}
-
-/// A JS value the app passed, as JSON text (`undefined` is `null`).
-fn to_json(value: &JsValue) -> Result<String, JsValue> {
-    if value.is_undefined() {
-        return Ok("null".into());
-    }
-    js_sys::JSON::stringify(value)
-        .ok()
-        .and_then(|t| t.as_string())
-        .ok_or_else(|| {
-            js_error(
-                "bad_request",
-                "not JSON-compatible (cycles, functions, BigInt)",
-            )
-        })
-}
-
-/// A JSON object from members whose values are JSON texts already.
-fn object(members: &[(&str, &str)]) -> String {
-    let mut out = String::from("{");
-    for (i, (key, value)) in members.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&quote(key));
-        out.push(':');
-        out.push_str(value);
-    }
-    out.push('}');
-    out
-}
-
-/// A JS `Error` with a `code` property, what every rejection carries.
-fn js_error(code: &str, message: &str) -> JsValue {
-    let error = js_sys::Error::new(message);
-    let _ = Reflect::set(&error, &"code".into(), &code.into());
-    error.into()
-}
-
-fn client_error(err: &ClientError) -> JsValue {
-    js_error(err.code(), &err.to_string())
-}
+const TYPES: &'static str = include_str!("../../roomcast-client.d.ts.in");
 
 /// The browser WebSocket and the listeners it calls, removed and closed on drop.
 struct Socket {
@@ -261,11 +209,6 @@ fn emit(client: &Rc<RefCell<Inner>>, message: &Message) {
     }
 }
 
-/// Sets `key` on a plain object (cannot fail on one).
-fn set(object: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(object, &key.into(), value);
-}
-
 fn on_state(client: &Rc<RefCell<Inner>>, state: &State) {
     let event = Object::new();
     let name = match state {
@@ -323,17 +266,6 @@ async fn fetch_token(client: &Rc<RefCell<Inner>>) -> Result<String, JsValue> {
             .ok_or_else(|| js_error("auth_failed", "getToken must return a string"));
     }
     token.ok_or_else(|| js_error("auth_failed", "no token: pass `token` or `getToken`"))
-}
-
-fn number(options: &JsValue, key: &str) -> Option<f64> {
-    Reflect::get(options, &key.into())
-        .ok()
-        .and_then(|v| v.as_f64())
-}
-
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn millis(value: f64) -> u64 {
-    value.max(0.0) as u64
 }
 
 /// Reads the constructor's options object.

@@ -412,17 +412,23 @@ async fn chat_content_over_the_limit_is_too_large() {
     shut_down(server, vec![healthy, client]).await;
 }
 
-/// `roomcast_queue_drops_total` from `/metrics`.
-async fn queue_drops(server: &TestServer) -> u64 {
-    let text = server
+/// The Prometheus text of `/metrics`.
+async fn metrics_text(server: &TestServer) -> String {
+    server
         .http(reqwest::Method::GET, "/metrics")
         .send()
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("text");
-    text.lines()
+        .expect("text")
+}
+
+/// `roomcast_queue_drops_total` from `/metrics`.
+async fn queue_drops(server: &TestServer) -> u64 {
+    metrics_text(server)
+        .await
+        .lines()
         .find_map(|l| l.strip_prefix("roomcast_queue_drops_total "))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .expect("roomcast_queue_drops_total")
@@ -480,14 +486,7 @@ async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
         seen.len() < 200,
         "the slow client was closed before it got everything"
     );
-    let text = server
-        .http(reqwest::Method::GET, "/metrics")
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(&server).await;
     let drops = text
         .lines()
         .find_map(|l| l.strip_prefix("roomcast_queue_drops_total "))

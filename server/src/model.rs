@@ -86,7 +86,7 @@ impl Serialize for AckOutcome {
 }
 
 /// A connection as the HTTP API reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionInfo {
     /// Its id.

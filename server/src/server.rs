@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 use warp::Reply;
 
 use crate::auth::Identity;
-use crate::broker::{Broker, LocalBroker};
+use crate::broker::{Broker, LocalBroker, RedisBroker, RedisOptions};
 use crate::config::Config;
 use crate::context::Context;
 use crate::handler::Handler;
@@ -60,7 +60,17 @@ pub async fn run(
         )?),
         None => None,
     };
-    let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new());
+    let broker: Arc<dyn Broker> = match RedisOptions::from_config(&config) {
+        Some(options) => {
+            let broker = RedisBroker::connect(options).await?;
+            info!(
+                node = broker.node_id(),
+                "cluster mode: fan-out through Redis"
+            );
+            Arc::new(broker)
+        }
+        None => Arc::new(LocalBroker::new()),
+    };
     let hub = Hub::start(config, broker, store).await?;
     let handler = webhook.map(|webhook| Arc::new(webhook) as Arc<dyn Handler>);
     run_with(listener, hub, handler, shutdown).await

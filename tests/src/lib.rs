@@ -2,6 +2,7 @@
 //! `roomcast_server::run` the binary calls), WebSocket clients over real sockets, and an
 //! HTTP client for the API. Every receive is bounded by a timeout.
 
+pub mod cluster;
 pub mod services;
 
 use std::net::SocketAddr;

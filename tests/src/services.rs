@@ -36,6 +36,8 @@ pub fn services_required() -> bool {
 }
 
 /// Skips (returns `None` after a loud message) or, when services are required, panics.
+// The skip must be loud where a person reads test output: stderr, not a log.
+#[allow(clippy::print_stderr)]
 fn unavailable<T>(service: &str, url: &str, cause: &str) -> Option<T> {
     assert!(
         !services_required(),
@@ -177,5 +179,89 @@ impl Drop for RedisPrefix {
             }
         })
         .join();
+    }
+}
+
+/// A `redis-server` of the test's own on a free port (never the shared one), which the
+/// test may kill, restart or cut subscribers of without disturbing any other test.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one, or `None` (skipped) when `redis-server` is not installed.
+    pub async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        match redis.spawn().await {
+            Ok(()) => Some(redis),
+            Err(cause) => unavailable("redis-server", "a private port", &cause),
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    async fn spawn(&mut self) -> Result<(), String> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run redis-server: {e}"))?;
+        self.child = Some(child);
+        let url = self.url();
+        for _ in 0..50 {
+            if ping(&url).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("redis-server on port {} did not answer", self.port))
+    }
+
+    /// Kills it (SIGKILL): everything it held is gone, as after a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn()
+            .await
+            .expect("restart the private redis-server");
+    }
+
+    /// Runs one command on it (e.g. `CLIENT KILL TYPE pubsub`).
+    pub async fn command(&self, args: &[&str]) -> redis::Value {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the private redis-server");
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query_async(&mut conn).await.expect("command")
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

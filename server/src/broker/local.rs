@@ -5,7 +5,10 @@ use std::sync::{Arc, OnceLock};
 
 use futures_util::future::BoxFuture;
 
-use super::{AckRequest, AckResults, Broker, Delivery, LocalSide, NodeAnswer, NodeRequest, Reach};
+use super::{
+    AckRequest, AckResults, Broker, BrokerHealth, Delivery, LocalSide, NodeAnswer, NodeRequest,
+    Reach,
+};
 use crate::ServerError;
 
 /// The single-node broker.
@@ -58,6 +61,15 @@ impl Broker for LocalBroker {
             let local = self.local()?;
             Ok(local.deliver_with_ack(&delivery, &ack).await)
         })
+    }
+
+    fn health(&self) -> BrokerHealth {
+        BrokerHealth {
+            kind: "local",
+            connected: true,
+            nodes: 1,
+            ..BrokerHealth::default()
+        }
     }
 
     fn request(&self, request: NodeRequest) -> BoxFuture<'_, Result<NodeAnswer, ServerError>> {

@@ -11,21 +11,24 @@
 //! and frames as the bytes they were serialized to once ([`Delivery`]).
 
 mod local;
+mod redis;
 
 use std::collections::BTreeMap;
 
 use futures_util::future::BoxFuture;
 use roomcast_protocol::{ClientId, JoinReply, RoomName, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 pub use self::local::LocalBroker;
+pub use self::redis::{RedisBroker, RedisOptions};
 use crate::ServerError;
 use crate::model::{AckOutcome, ConnectionInfo};
 
 /// Who a delivery is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
     /// Every authenticated connection.
     All,
@@ -57,7 +60,7 @@ pub enum Frame {
 }
 
 /// A topic publish as it crosses the seam: the items stay the raw JSON they arrived as.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicItems {
     /// The message `type` subscribers get.
     pub kind: String,
@@ -109,8 +112,9 @@ pub struct AckRequest {
     pub deadline: Timestamp,
 }
 
-/// How many a delivery reached on this node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How many a delivery reached (on this node, or on every node for
+/// [`Broker::publish_counted`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reach {
     /// Connections that got the frame.
     pub connections: usize,
@@ -122,7 +126,7 @@ pub struct Reach {
 pub type AckResults = BTreeMap<ClientId, AckOutcome>;
 
 /// An operation on connections that only the node holding them can perform.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NodeRequest {
     /// Every connection (only authenticated ones when `active_only`).
     List {
@@ -148,7 +152,7 @@ pub enum NodeRequest {
 }
 
 /// The answer to a [`NodeRequest`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NodeAnswer {
     /// For [`NodeRequest::List`].
     Connections(Vec<ConnectionInfo>),
@@ -162,6 +166,26 @@ pub enum NodeAnswer {
     Joined(JoinReply),
     /// For [`NodeRequest::RemoveMember`].
     Removed,
+}
+
+/// A broker's state as `/healthz` and `/metrics` report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerHealth {
+    /// `local` or `redis`.
+    pub kind: &'static str,
+    /// Whether the bus is reachable (always for `local`).
+    pub connected: bool,
+    /// Live nodes the broker knows of, this one included (1 for `local`).
+    pub nodes: u64,
+    /// Messages published to the bus.
+    pub published: u64,
+    /// Messages received from the bus.
+    pub received: u64,
+    /// Publishes that failed (the bus was away).
+    pub publish_failures: u64,
+    /// Subscriber restarts (connection lost, or its own heartbeat unheard).
+    pub resubscribes: u64,
 }
 
 /// A future of the local side.
@@ -189,11 +213,48 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// [`ServerError::Broker`] when the bus is unreachable or the broker was started.
     fn start(&self, local: Arc<dyn LocalSide>) -> BoxFuture<'_, Result<(), ServerError>>;
 
-    /// Publishes `delivery` to every node. Resolves to this node's reach.
+    /// Publishes `delivery` to every node. Resolves to this node's reach, without
+    /// waiting for the other nodes.
     ///
     /// # Errors
-    /// [`ServerError::Broker`] when the bus is unreachable or the broker not started.
+    /// [`ServerError::Broker`] when the broker is not started. A bus that is away is no
+    /// error: this node's recipients still get the delivery.
     fn publish(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>>;
+
+    /// Publishes `delivery` like [`Self::publish`] and resolves to its reach on every
+    /// node (what the HTTP API reports), waiting for the other nodes' counts.
+    ///
+    /// # Errors
+    /// As [`Self::publish`].
+    fn publish_counted(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>> {
+        self.publish(delivery)
+    }
+
+    /// A local connection is about to enter `room`: from when this resolves, the room's
+    /// deliveries from every node reach this node. Counted: every call is matched by one
+    /// [`Self::unwatch_room`]. Never fails: a bus that is away is watched again when it
+    /// returns.
+    fn watch_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        let _ = room;
+        Box::pin(std::future::ready(()))
+    }
+
+    /// A local connection left `room`; at the last one, the node stops hearing it.
+    fn unwatch_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        let _ = room;
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Stops the broker's background work; called once, at shutdown, after the last
+    /// delivery.
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// How the broker is doing, for `/healthz` and `/metrics`.
+    fn health(&self) -> BrokerHealth {
+        BrokerHealth::default()
+    }
 
     /// Publishes an acknowledged delivery and collects every recipient's outcome, on
     /// every node, by the deadline.

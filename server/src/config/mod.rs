@@ -112,7 +112,25 @@ layout::settings! {
     /// Where durable state lives.
     store: StoreSettings {
         /// Store URL: `sqlite://path` (created if missing) or `sqlite::memory:` [default: sqlite://roomcast.db]
+        /// Store URL: `sqlite://path` (created if missing), `sqlite::memory:`, or
+        /// `postgres://user@host:port/db` (a cluster's shared store; `options=-csearch_path=NAME`
+        /// selects a schema) [default: sqlite://roomcast.db]
         store: String, "ROOMCAST_STORE" => url: String = or_default("sqlite://roomcast.db".to_owned());
+    }
+    /// How this node finds the others (CONTRACT §10, docs/cluster.md).
+    cluster: ClusterSettings {
+        /// Fan-out: `local` (one node) or `redis://host:port/db` (a cluster) [default: local]
+        broker: String, "ROOMCAST_BROKER" => broker: BrokerUrl = broker_url();
+        /// This node's id in the cluster [default: a fresh random id per start]
+        node_id: String, "ROOMCAST_NODE_ID" => node_id: String = node_id();
+        /// Prefix of every Redis key and channel [default: roomcast]
+        redis_prefix: String, "ROOMCAST_REDIS_PREFIX"
+            => redis_prefix: String = redis_prefix();
+        /// How often a node tells the others it is alive [default: 2000]
+        node_heartbeat_ms: u64, "ROOMCAST_NODE_HEARTBEAT_MS"
+            => node_heartbeat: Duration = millis(2_000);
+        /// A node silent this long is dead: its members leave presence [default: 6000]
+        node_ttl_ms: u64, "ROOMCAST_NODE_TTL_MS" => node_ttl: Duration = node_ttl(6_000);
     }
     /// What the server does beyond the contract's minimum.
     features: Features {
@@ -296,6 +314,75 @@ fn http_url(
     }
 }
 
+/// Where deliveries fan out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerUrl {
+    /// One node, in process.
+    Local,
+    /// A cluster on the Redis server at this URL.
+    Redis(String),
+}
+
+fn broker_url(_: &Settings, value: Option<String>, name: &str) -> Result<BrokerUrl, ServerError> {
+    let value = value.map(|v| v.trim().to_owned());
+    match value.as_deref() {
+        None | Some("" | "local") => Ok(BrokerUrl::Local),
+        Some(url) if url.starts_with("redis://") => Ok(BrokerUrl::Redis(url.to_owned())),
+        Some(other) => Err(ServerError::Config(format!(
+            "{name} {other:?} must be `local` or a redis://host:port/db URL"
+        ))),
+    }
+}
+
+/// A node id names Redis keys and channels, so it keeps to characters that need no quoting.
+fn node_id(_: &Settings, value: Option<String>, name: &str) -> Result<String, ServerError> {
+    match value {
+        None => Ok(uuid::Uuid::new_v4().simple().to_string()),
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') =>
+        {
+            Ok(id)
+        }
+        Some(id) => Err(ServerError::Config(format!(
+            "{name} {id:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+        ))),
+    }
+}
+
+fn redis_prefix(_: &Settings, value: Option<String>, name: &str) -> Result<String, ServerError> {
+    match value {
+        None => Ok("roomcast".to_owned()),
+        Some(p) if !p.is_empty() && !p.contains(char::is_whitespace) => Ok(p),
+        Some(p) => Err(ServerError::Config(format!(
+            "{name} {p:?} must be non-empty, without spaces"
+        ))),
+    }
+}
+
+/// The TTL must outlast at least two heartbeats, or a live node that is a little late is
+/// taken for dead and its members reaped.
+fn node_ttl(
+    s: &Settings,
+    value: Option<u64>,
+    name: &str,
+    default: u64,
+) -> Result<Duration, ServerError> {
+    let ttl = millis(s, value, name, default)?;
+    let heartbeat = Duration::from_millis(s.node_heartbeat_ms.unwrap_or(2_000));
+    if ttl < heartbeat * 2 {
+        return Err(ServerError::Config(format!(
+            "{name} ({} ms) must be at least twice node_heartbeat_ms ({} ms)",
+            ttl.as_millis(),
+            heartbeat.as_millis()
+        )));
+    }
+    Ok(ttl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,7 +525,7 @@ mod tests {
             count += 1;
         }
         assert!(
-            count >= 29,
+            count >= 34,
             "{count} settings: every one of today's is there"
         );
     }
@@ -448,9 +535,77 @@ mod tests {
         match id {
             "bind" => "\"127.0.0.1:1\"",
             "dev" | "demo" | "allow_tokens_without_expiry" => "true",
-            "jwt_secret" | "api_key" | "store" | "static_dir" | "webhook_url" => "\"x\"",
+            "jwt_secret" | "api_key" | "store" | "static_dir" | "webhook_url" | "broker"
+            | "node_id" | "redis_prefix" => "\"x\"",
             "default_rooms" => "[\"lobby\"]",
             _ => "1",
+        }
+    }
+
+    #[test]
+    fn one_node_by_default_and_cluster_settings_are_checked() {
+        let config = Config::dev();
+        assert_eq!(config.cluster.broker, BrokerUrl::Local);
+        assert_eq!(config.cluster.redis_prefix, "roomcast");
+        assert_eq!(config.store.url, "sqlite://roomcast.db");
+        assert_ne!(
+            config.cluster.node_id,
+            Config::dev().cluster.node_id,
+            "a fresh node id per start"
+        );
+        let with = |s: Settings| {
+            Config::from_settings(Settings {
+                dev: Some(true),
+                ..s
+            })
+        };
+        let redis = with(Settings {
+            broker: Some("redis://127.0.0.1:6379/0".into()),
+            node_id: Some("node-a".into()),
+            node_heartbeat_ms: Some(200),
+            node_ttl_ms: Some(1_000),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(
+            redis.cluster.broker,
+            BrokerUrl::Redis("redis://127.0.0.1:6379/0".into())
+        );
+        assert_eq!(redis.cluster.node_id, "node-a");
+        assert_eq!(redis.cluster.node_ttl, Duration::from_secs(1));
+        for (bad, named) in [
+            (
+                Settings {
+                    broker: Some("nats://x".into()),
+                    ..Settings::default()
+                },
+                "broker",
+            ),
+            (
+                Settings {
+                    node_id: Some("a b".into()),
+                    ..Settings::default()
+                },
+                "node_id",
+            ),
+            (
+                Settings {
+                    redis_prefix: Some(String::new()),
+                    ..Settings::default()
+                },
+                "redis_prefix",
+            ),
+            (
+                Settings {
+                    node_heartbeat_ms: Some(1_000),
+                    node_ttl_ms: Some(1_500),
+                    ..Settings::default()
+                },
+                "node_ttl_ms",
+            ),
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains(named), "{named}: {err}");
         }
     }
 

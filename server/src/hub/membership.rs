@@ -60,6 +60,11 @@ impl Hub {
             replayed: 0,
         };
         let limit = self.config().limits.presence_limit;
+        // A new member: the node hears the room's deliveries from every node before the
+        // member is in (and its replay is read), so none falls between the two.
+        if !already {
+            self.inner.broker.watch_room(name).await;
+        }
         let outcome = loop {
             let room = self.inner.rooms.get_or_create(name);
             // With `since`, hold the room's sequencer from entering until the replay is
@@ -86,6 +91,9 @@ impl Hub {
             Err(err) => {
                 conn.state().rooms.remove(name);
                 self.inner.rooms.remove_if_empty(name);
+                if !already {
+                    self.inner.broker.unwatch_room(name).await;
+                }
                 return Err(err);
             }
         };
@@ -135,6 +143,7 @@ impl Hub {
         let Some(exited) = room.exit(conn, limit) else {
             return;
         };
+        self.inner.broker.unwatch_room(name).await;
         if let Some(user) = exited.last
             && self
                 .presence_says(self.inner.presence.left(name, &user))

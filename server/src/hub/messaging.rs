@@ -77,7 +77,9 @@ impl Hub {
     pub async fn broadcast(&self, target: Target, message: &Value) -> Result<usize, ServerError> {
         let frame = app_frame(message)?;
         Ok(self
-            .publish(Delivery::new(target, frame))
+            .inner
+            .broker
+            .publish_counted(Delivery::new(target, frame))
             .await?
             .connections)
     }
@@ -90,7 +92,9 @@ impl Hub {
     pub async fn send_to_client(&self, id: &ClientId, message: &Value) -> Result<(), ServerError> {
         let frame = app_frame(message)?;
         let reach = self
-            .publish(Delivery::new(Target::Client(id.clone()), frame))
+            .inner
+            .broker
+            .publish_counted(Delivery::new(Target::Client(id.clone()), frame))
             .await?;
         if reach.connections == 0 {
             return Err(ServerError::request(

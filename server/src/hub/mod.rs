@@ -200,6 +200,13 @@ impl Hub {
         self.flush_batches().await;
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        // Last: the broker's own tasks (its subscription, the node heartbeat).
+        self.inner.broker.stop().await;
+    }
+
+    /// How the broker is doing.
+    pub fn broker_health(&self) -> crate::broker::BrokerHealth {
+        self.inner.broker.health()
     }
 
     /// Reserves a slot under the total connection limit, `None` when full or shutting down.

@@ -309,7 +309,7 @@ impl Hub {
                 timestamp: now_ms(),
             }),
         };
-        let reach = self.inner.broker.publish(delivery).await?;
+        let reach = self.inner.broker.publish_counted(delivery).await?;
         Ok(Published {
             users: reach.users,
             delivered: reach.connections,

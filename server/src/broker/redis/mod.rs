@@ -1,0 +1,473 @@
+//! [`RedisBroker`]: several nodes on one Redis, acting as one server (CONTRACT §10,
+//! `docs/cluster.md`). It delivers to this node's connections first and then publishes
+//! to the bus, so local delivery goes on while Redis is away; what its subscriber hears
+//! from other nodes it hands to the same local side.
+//!
+//! Channels (prefix `P`): `P:room:<room>` for one room's deliveries, subscribed while
+//! this node has a member of the room; `P:bcast` for every other target (several rooms,
+//! users, roles, all, topics, one client) and for requests, which every node filters
+//! locally; `P:node:<id>` for the replies to this node's requests; `P:ctl` for heartbeats.
+//! A message is a header line plus the frame bytes as serialized once ([`wire`]).
+//!
+//! Requests, counted and acknowledged deliveries expect one reply per node that received
+//! them: `PUBLISH` says how many subscribers did (one per node, this one included, whose
+//! own subscriber answers "mine" at once), so the asker waits for exactly those, or for
+//! its deadline. This module owns the command connection, the room watch counts and the
+//! waiting requests; [`subscriber`] owns the subscription, [`nodes`] the heartbeat.
+
+mod nodes;
+mod replies;
+mod subscriber;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use roomcast_protocol::{ErrorCode, RoomName};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use self::replies::Replies;
+use self::wire::{Header, Kind, Reply, WireError};
+use super::{
+    AckRequest, AckResults, Broker, BrokerHealth, Delivery, LocalSide, NodeAnswer, NodeRequest,
+    Reach, Target,
+};
+use crate::ServerError;
+use crate::clock::now_ms;
+use crate::config::Config;
+
+/// How long a reachability probe (at start) may take.
+const PROBE: Duration = Duration::from_secs(3);
+/// How long one command may take before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a request waits for the other nodes' answers.
+const SURVEY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after an acknowledged delivery's deadline its asker still waits for the
+/// other nodes' outcomes (they resolve at the same deadline, then travel).
+const ACK_GRACE: Duration = Duration::from_secs(1);
+/// At most one "Redis is away" warning this often.
+const WARN_EVERY_MS: u64 = 10_000;
+
+/// What a Redis broker needs to know.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// This node's id (fresh per start unless configured).
+    pub node_id: String,
+    /// Key and channel prefix.
+    pub prefix: String,
+    /// How often this node beats.
+    pub heartbeat: Duration,
+    /// How long a silent node counts as alive.
+    pub ttl: Duration,
+}
+
+impl RedisOptions {
+    /// The options a configuration names; `None` for a local broker.
+    pub fn from_config(config: &Config) -> Option<Self> {
+        match &config.cluster.broker {
+            crate::config::BrokerUrl::Local => None,
+            crate::config::BrokerUrl::Redis(url) => Some(Self {
+                url: url.clone(),
+                node_id: config.cluster.node_id.clone(),
+                prefix: config.cluster.redis_prefix.clone(),
+                heartbeat: config.cluster.node_heartbeat,
+                ttl: config.cluster.node_ttl,
+            }),
+        }
+    }
+}
+
+/// The cluster broker.
+#[derive(Clone)]
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("node", &self.shared.options.node_id)
+            .field("prefix", &self.shared.options.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the broker's parts share.
+struct Shared {
+    options: RedisOptions,
+    client: redis::Client,
+    commands: ConnectionManager,
+    local: OnceLock<Arc<dyn LocalSide>>,
+    /// Local members per watched room; the subscriber subscribes exactly these rooms.
+    rooms: tokio::sync::Mutex<HashMap<RoomName, usize>>,
+    /// The live subscription's sink, while there is one.
+    sink: Mutex<Option<PubSubSink>>,
+    replies: Replies,
+    /// When this node last heard its own heartbeat on the bus (ms).
+    heard_own: AtomicU64,
+    stop: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    counters: Counters,
+}
+
+/// What `/metrics` and `/healthz` read.
+#[derive(Debug, Default)]
+struct Counters {
+    published: AtomicU64,
+    received: AtomicU64,
+    publish_failures: AtomicU64,
+    resubscribes: AtomicU64,
+    nodes: AtomicU64,
+    subscribed: AtomicBool,
+    commands_ok: AtomicBool,
+    last_warning: AtomicU64,
+}
+
+impl RedisBroker {
+    /// Connects to Redis: `PING`s it (3 s at most) so that a wrong URL or a server that
+    /// is down stops the node at start with a clear message, rather than at the first
+    /// delivery.
+    ///
+    /// # Errors
+    /// [`ServerError::Broker`]: `cannot reach Redis at <url>: <cause>`.
+    pub async fn connect(options: RedisOptions) -> Result<Self, ServerError> {
+        let unreachable = |cause: &dyn std::fmt::Display| {
+            ServerError::Broker(format!("cannot reach Redis at {}: {cause}", options.url))
+        };
+        let client = redis::Client::open(options.url.as_str()).map_err(|e| unreachable(&e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let connect = async {
+            let mut commands = client.get_connection_manager_with_config(config).await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut commands)
+                .await?;
+            Ok::<_, redis::RedisError>(commands)
+        };
+        let commands = match tokio::time::timeout(PROBE, connect).await {
+            Ok(Ok(commands)) => commands,
+            Ok(Err(e)) => return Err(unreachable(&e)),
+            Err(_) => return Err(unreachable(&"no answer within 3 s")),
+        };
+        let counters = Counters::default();
+        counters.commands_ok.store(true, Ordering::Relaxed);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                options,
+                client,
+                commands,
+                local: OnceLock::new(),
+                rooms: tokio::sync::Mutex::new(HashMap::new()),
+                sink: Mutex::new(None),
+                replies: Replies::default(),
+                heard_own: AtomicU64::new(now_ms()),
+                stop: CancellationToken::new(),
+                tasks: Mutex::new(Vec::new()),
+                counters,
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.shared.options.node_id
+    }
+}
+
+impl Shared {
+    fn node(&self) -> &str {
+        &self.options.node_id
+    }
+
+    fn channel(&self, name: &str) -> String {
+        format!("{}:{name}", self.options.prefix)
+    }
+
+    fn room_channel(&self, room: &RoomName) -> String {
+        format!("{}:room:{room}", self.options.prefix)
+    }
+
+    fn node_channel(&self, node: &str) -> String {
+        format!("{}:node:{node}", self.options.prefix)
+    }
+
+    /// Where a delivery to `target` is published.
+    fn target_channel(&self, target: &Target) -> String {
+        match target {
+            Target::Room(room) => self.room_channel(room),
+            _ => self.channel("bcast"),
+        }
+    }
+
+    fn local(&self) -> Result<&Arc<dyn LocalSide>, ServerError> {
+        self.local
+            .get()
+            .ok_or_else(|| ServerError::Broker("the broker has not been started".into()))
+    }
+
+    /// Publishes `message` on `channel`: how many subscribers (nodes) received it, or
+    /// `None` when Redis is away (counted, and warned about at most every 10 s).
+    async fn publish(&self, channel: &str, message: Vec<u8>) -> Option<usize> {
+        let mut commands = self.commands.clone();
+        let sent = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query_async::<usize>(&mut commands)
+            .await;
+        match sent {
+            Ok(receivers) => {
+                self.counters.published.fetch_add(1, Ordering::Relaxed);
+                self.counters.commands_ok.store(true, Ordering::Relaxed);
+                Some(receivers)
+            }
+            Err(err) => {
+                self.counters
+                    .publish_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.commands_ok.store(false, Ordering::Relaxed);
+                self.warn_away(&err);
+                None
+            }
+        }
+    }
+
+    /// One warning per interval while Redis is away, not one per message.
+    fn warn_away(&self, cause: &dyn std::fmt::Display) {
+        let now = now_ms();
+        let last = self.counters.last_warning.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= WARN_EVERY_MS
+            && self
+                .counters
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            warn!(url = %self.options.url, cause = %cause, "Redis is unreachable: deliveries reach this node only");
+        }
+    }
+
+    /// Publishes a message that every receiving node answers, and collects the answers
+    /// (this node's own subscriber answers [`Reply::Own`], which is left out).
+    async fn survey(
+        &self,
+        channel: &str,
+        mut header: Header,
+        payload: &[u8],
+        wait: Duration,
+    ) -> Vec<(String, Reply)> {
+        let pending = self.replies.open();
+        header.r = Some(pending.id().to_owned());
+        let Some(receivers) = self.publish(channel, wire::encode(&header, payload)).await else {
+            return Vec::new();
+        };
+        pending
+            .collect(receivers, wait)
+            .await
+            .into_iter()
+            .filter(|(_, reply)| *reply != Reply::Own)
+            .collect()
+    }
+}
+
+impl Broker for RedisBroker {
+    fn start(&self, local: Arc<dyn LocalSide>) -> BoxFuture<'_, Result<(), ServerError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            shared
+                .local
+                .set(local)
+                .map_err(|_| ServerError::Broker("the broker was already started".into()))?;
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let subscriber = tokio::spawn(subscriber::run(shared.clone(), ready_tx));
+            let heartbeat = tokio::spawn(nodes::beat(shared.clone()));
+            shared
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend([subscriber, heartbeat]);
+            // Serve only once this node hears the bus, so nothing published to it after
+            // it accepts its first connection is missed.
+            match tokio::time::timeout(PROBE, ready_rx).await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(ServerError::Broker(format!(
+                    "cannot subscribe on Redis at {}",
+                    shared.options.url
+                ))),
+            }
+        })
+    }
+
+    fn publish(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let reach = shared.local()?.deliver(&delivery);
+            if matches!(delivery.target, Target::Client(_)) && reach.connections > 0 {
+                return Ok(reach);
+            }
+            let (header, payload) = wire::delivery_message(shared.node(), &delivery);
+            shared
+                .publish(
+                    &shared.target_channel(&delivery.target),
+                    wire::encode(&header, &payload),
+                )
+                .await;
+            Ok(reach)
+        })
+    }
+
+    fn publish_counted(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let mut reach = shared.local()?.deliver(&delivery);
+            if matches!(delivery.target, Target::Client(_)) && reach.connections > 0 {
+                return Ok(reach);
+            }
+            let (header, payload) = wire::delivery_message(shared.node(), &delivery);
+            let channel = shared.target_channel(&delivery.target);
+            for (_, reply) in shared
+                .survey(&channel, header, &payload, SURVEY_TIMEOUT)
+                .await
+            {
+                if let Reply::Reach(theirs) = reply {
+                    reach.connections += theirs.connections;
+                    reach.users += theirs.users;
+                }
+            }
+            Ok(reach)
+        })
+    }
+
+    fn publish_with_ack(
+        &self,
+        delivery: Delivery,
+        ack: AckRequest,
+    ) -> BoxFuture<'_, Result<AckResults, ServerError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let local = shared.local()?.deliver_with_ack(&delivery, &ack);
+            let (mut header, payload) = wire::delivery_message(shared.node(), &delivery);
+            header.a = Some(ack.correlation.clone());
+            header.d = Some(ack.deadline);
+            let wait = Duration::from_millis(ack.deadline.saturating_sub(now_ms())) + ACK_GRACE;
+            let channel = shared.target_channel(&delivery.target);
+            let (mut results, remote) =
+                tokio::join!(local, shared.survey(&channel, header, &payload, wait));
+            for (_, reply) in remote {
+                if let Reply::Acks(outcomes) = reply {
+                    results.extend(outcomes.into_iter().map(|(c, o)| (c, o.into())));
+                }
+            }
+            Ok(results)
+        })
+    }
+
+    fn request(&self, request: NodeRequest) -> BoxFuture<'_, Result<NodeAnswer, ServerError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let owned = owned_by_one(&request);
+            let here = shared.local()?.handle(request.clone()).await;
+            if owned && !is_not_found(&here) {
+                return here;
+            }
+            let header = Header::new(shared.node(), Kind::Request);
+            let payload = wire::json(&request);
+            let answers = shared
+                .survey(&shared.channel("bcast"), header, &payload, SURVEY_TIMEOUT)
+                .await
+                .into_iter()
+                .filter_map(|(_, reply)| match reply {
+                    Reply::Answer(answer) => Some(answer),
+                    _ => None,
+                });
+            if owned {
+                // The owner's answer, whatever it is; `not_found` when no node has it.
+                return answers
+                    .map(|a| a.map_err(ServerError::from))
+                    .find(|a| !is_not_found(a))
+                    .unwrap_or(here);
+            }
+            merge(here?, answers)
+        })
+    }
+
+    fn watch_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        Box::pin(subscriber::watch(&self.shared, room))
+    }
+
+    fn unwatch_room<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, ()> {
+        Box::pin(subscriber::unwatch(&self.shared, room))
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.shared.stop.cancel();
+            let tasks = std::mem::take(
+                &mut *self
+                    .shared
+                    .tasks
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+    }
+
+    fn health(&self) -> BrokerHealth {
+        let c = &self.shared.counters;
+        BrokerHealth {
+            kind: "redis",
+            connected: c.subscribed.load(Ordering::Relaxed)
+                && c.commands_ok.load(Ordering::Relaxed),
+            nodes: c.nodes.load(Ordering::Relaxed),
+            published: c.published.load(Ordering::Relaxed),
+            received: c.received.load(Ordering::Relaxed),
+            publish_failures: c.publish_failures.load(Ordering::Relaxed),
+            resubscribes: c.resubscribes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Whether a request is about one connection, which exactly one node holds.
+fn owned_by_one(request: &NodeRequest) -> bool {
+    !matches!(
+        request,
+        NodeRequest::List { .. } | NodeRequest::DisconnectAll | NodeRequest::ClearRoom(_)
+    )
+}
+
+fn is_not_found(answer: &Result<NodeAnswer, ServerError>) -> bool {
+    matches!(answer, Err(err) if err.code() == ErrorCode::NotFound)
+}
+
+/// This node's answer to a request on every node, merged with the others'.
+fn merge(
+    mut here: NodeAnswer,
+    others: impl Iterator<Item = Result<NodeAnswer, WireError>>,
+) -> Result<NodeAnswer, ServerError> {
+    for other in others {
+        match (&mut here, other) {
+            (NodeAnswer::Connections(list), Ok(NodeAnswer::Connections(more))) => list.extend(more),
+            (NodeAnswer::Count(n), Ok(NodeAnswer::Count(more))) => *n += more,
+            (_, Err(err)) => {
+                warn!(code = ?err.code, message = %err.message, "a node failed a request");
+            }
+            (_, Ok(other)) => {
+                warn!(answer = ?other, "a node answered a request with the wrong kind");
+            }
+        }
+    }
+    Ok(here)
+}

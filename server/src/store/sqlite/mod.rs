@@ -1,5 +1,5 @@
 //! The embedded SQLite store (sqlx). The schema is created and migrated at open from the
-//! versioned migrations in `server/migrations/`; WAL mode keeps readers off the writer.
+//! versioned migrations in `server/migrations/sqlite/`; WAL mode keeps readers off the writer.
 //!
 //! Ids come from the counter rows of `room_seq`, `user_seq` and `global_seq`: an append
 //! opens its transaction with `BEGIN IMMEDIATE`, which takes the database's one write lock
@@ -30,7 +30,7 @@ use crate::ServerError;
 use crate::model::RoomOptions;
 
 /// The versioned schema.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A SQLite database file (or an in-memory database for tests).
 #[derive(Debug, Clone)]

@@ -36,6 +36,10 @@ pub fn services_required() -> bool {
 }
 
 /// Skips (returns `None` after a loud message) or, when services are required, panics.
+#[expect(
+    clippy::print_stderr,
+    reason = "a skip must be loud, and stderr is what the test harness shows"
+)]
 fn unavailable<T>(service: &str, url: &str, cause: &str) -> Option<T> {
     assert!(
         !services_required(),

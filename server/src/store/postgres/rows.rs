@@ -19,7 +19,13 @@ use crate::store::{StoredChat, StoredNotification, StoredPrivate, sequence_id};
     reason = "by value, as `map_err` hands it over"
 )]
 pub(super) fn store_error(e: sqlx::Error) -> ServerError {
-    if unreachable(&e) {
+    if matches!(e, sqlx::Error::PoolTimedOut) {
+        // sqlx's own words name neither the cause nor the wait.
+        ServerError::Store(format!(
+            "store unavailable: no connection to PostgreSQL within {} s",
+            super::ACQUIRE_TIMEOUT.as_secs()
+        ))
+    } else if unreachable(&e) {
         ServerError::Store(format!("store unavailable: {e}"))
     } else {
         ServerError::Store(e.to_string())

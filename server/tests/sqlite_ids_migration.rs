@@ -17,7 +17,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 /// The migrations as the server embeds them, to apply only the old ones.
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// The last migration before ids were assigned by the store.
 const BEFORE_ASSIGNED_IDS: i64 = 2;
 

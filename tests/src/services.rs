@@ -36,8 +36,10 @@ pub fn services_required() -> bool {
 }
 
 /// Skips (returns `None` after a loud message) or, when services are required, panics.
-// The skip must be loud where a person reads test output: stderr, not a log.
-#[allow(clippy::print_stderr)]
+#[expect(
+    clippy::print_stderr,
+    reason = "a skip must be loud, and stderr is what the test harness shows"
+)]
 fn unavailable<T>(service: &str, url: &str, cause: &str) -> Option<T> {
     assert!(
         !services_required(),

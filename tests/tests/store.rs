@@ -137,6 +137,93 @@ async fn chat_since_returns_the_newest_strictly_newer(store: Arc<dyn Store>) -> 
     Ok(())
 }
 
+async fn chat_range_returns_the_oldest_after_through(store: Arc<dyn Store>) -> Result<()> {
+    append_chats(&*store, "lobby", 1..=8).await;
+    append_chats(&*store, "other", 9..=10).await;
+    let lobby = room("lobby");
+
+    assert_eq!(
+        numbers(&store.chat_range(&lobby, &id(2), Some(&id(6)), 100).await?),
+        [3, 4, 5, 6],
+        "`after` is excluded, `through` included"
+    );
+    assert_eq!(
+        numbers(&store.chat_range(&lobby, &id(2), Some(&id(6)), 2).await?),
+        [3, 4],
+        "the oldest `limit` of them (`chat_since` keeps the newest)"
+    );
+    assert_eq!(
+        numbers(&store.chat_range(&lobby, &id(5), None, 100).await?),
+        [6, 7, 8],
+        "no upper bound without `through`"
+    );
+    assert!(
+        store
+            .chat_range(&lobby, &id(6), Some(&id(6)), 10)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        store
+            .chat_range(&lobby, &id(6), Some(&id(3)), 10)
+            .await?
+            .is_empty(),
+        "an empty range"
+    );
+    assert_eq!(
+        numbers(
+            &store
+                .chat_range(&lobby, &id(0), Some(&id(100)), 100)
+                .await?
+        ),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "bounds need not be stored ids"
+    );
+    assert_eq!(
+        numbers(&store.chat_range(&room("other"), &id(0), None, 10).await?),
+        [1, 2],
+        "per room"
+    );
+    assert_eq!(
+        store.chat_range(&lobby, &id(0), None, 100).await?,
+        store.chat_history(&lobby, 100, None).await?,
+        "the same messages as the history, whole"
+    );
+
+    // Reading forward from a position, as a node repairing a gap does, sees each once.
+    let (mut seen, mut after) = (Vec::new(), id(0));
+    loop {
+        let page = store.chat_range(&lobby, &after, None, 3).await?;
+        let Some(newest) = page.last() else { break };
+        after = newest.id.clone();
+        seen.extend(numbers(&page));
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7, 8]);
+    Ok(())
+}
+
+async fn room_positions_are_each_rooms_newest_id(store: Arc<dyn Store>) -> Result<()> {
+    assert!(store.room_positions(&[]).await?.is_empty());
+    append_chats(&*store, "b", 1..=3).await;
+    append_chats(&*store, "a", 4..=4).await;
+    append_chats(&*store, "unasked", 5..=6).await;
+
+    let asked = [room("b"), room("empty"), room("a"), room("b")];
+    assert_eq!(
+        store.room_positions(&asked).await?,
+        [(room("a"), id(1)), (room("b"), id(3))],
+        "by name, once each; a room without chats is absent"
+    );
+    append_chats(&*store, "a", 7..=8).await;
+    assert_eq!(
+        store.room_positions(&[room("a")]).await?,
+        [(room("a"), id(3))],
+        "the newest, as it moves"
+    );
+    assert!(store.room_positions(&[room("empty")]).await?.is_empty());
+    Ok(())
+}
+
 async fn chat_content_and_sender_round_trip(store: Arc<dyn Store>) -> Result<()> {
     let contents = [
         json!({ "text": "hi", "mentions": ["bob"], "meta": { "edited": false, "n": null } }),
@@ -149,6 +236,11 @@ async fn chat_content_and_sender_round_trip(store: Arc<dyn Store>) -> Result<()>
         json!(null),
         json!([1, "two", [3, { "four": [] }], {}]),
         json!({ "héllo": "wörld ✓", "emoji": "🎉👩‍👩‍👧", "cjk": "聊天室", "rtl": "שלום" }),
+        // Any JSON string is content, even one with a NUL in it (which PostgreSQL's
+        // JSONB and TEXT reject).
+        json!({ "nul": "a\u{0}b" }),
+        // Keys in no particular order, and twice the same number in two spellings.
+        json!({ "z": 1, "a": 2, "m": [1e3, 1000] }),
     ];
     let mut stored = Vec::new();
     for (n, message) in (1..).zip(contents) {
@@ -777,8 +869,19 @@ async fn reopening_keeps_everything(backend: Backend) -> Result<()> {
 
 #[tokio::test]
 async fn open_rejects_an_unknown_scheme() {
-    let opened = store::open("mysql://localhost/roomcast").await;
-    assert!(opened.is_err(), "{opened:?}");
+    let opened = store::open("mysql://root:secret@localhost/roomcast").await;
+    let Err(error) = opened else {
+        panic!("opened {opened:?}");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("\"mysql\"") && message.contains("postgres://"),
+        "names the scheme and what is supported: {message}"
+    );
+    assert!(
+        !message.contains("secret"),
+        "never echoes the URL: {message}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -791,6 +894,8 @@ stores! {
         chat_history_pages_strictly_before,
         chat_history_is_per_room,
         chat_since_returns_the_newest_strictly_newer,
+        chat_range_returns_the_oldest_after_through,
+        room_positions_are_each_rooms_newest_id,
         chat_content_and_sender_round_trip,
         appends_return_what_was_stored,
         pending_privates_are_taken_once_oldest_first,

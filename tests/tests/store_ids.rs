@@ -101,6 +101,70 @@ async fn privates_and_notifications_share_the_recipients_sequence(
     Ok(())
 }
 
+/// A client's `since` or `before` is any message id, not only one the store gave: it is
+/// compared with the stored ids as a string, as the contract says ids compare, whatever
+/// the store keeps them as.
+async fn bounds_that_are_not_stored_ids_compare_as_strings(store: Arc<dyn Store>) -> Result<()> {
+    append_chats(&*store, "lobby", 1..=11).await;
+    let lobby = room("lobby");
+    let any = |text: &str| MessageId::new(text).expect("valid message id");
+    let since = async |text: &str| -> Result<Vec<u64>> {
+        Ok(numbers(&store.chat_since(&lobby, &any(text), 100).await?))
+    };
+    let before = async |text: &str| -> Result<Vec<u64>> {
+        Ok(numbers(
+            &store.chat_history(&lobby, 100, Some(&any(text))).await?,
+        ))
+    };
+
+    assert_eq!(
+        since("0000000000000001x").await?,
+        (2..=11).collect::<Vec<_>>()
+    );
+    assert_eq!(before("0000000000000002").await?, [1]);
+    assert_eq!(
+        before("00000000000000020").await?,
+        [1, 2],
+        "a longer string is after"
+    );
+    assert_eq!(
+        since("000000000000000A").await?,
+        [10, 11],
+        "upper case sorts between the digits and a-f"
+    );
+    assert_eq!(since("0").await?, (1..=11).collect::<Vec<_>>());
+    assert!(since("zzz").await?.is_empty());
+    assert!(since("A").await?.is_empty());
+    assert_eq!(before("A").await?, (1..=11).collect::<Vec<_>>());
+    assert!(before("0").await?.is_empty());
+    assert_eq!(
+        numbers(
+            &store
+                .chat_range(
+                    &lobby,
+                    &any("000000000000000:"),
+                    Some(&any("000000000000000b")),
+                    100
+                )
+                .await?
+        ),
+        [10, 11],
+        "':' sorts right after '9'"
+    );
+
+    // An id the store never gave names no message.
+    let bob = user("bob");
+    store
+        .append_notification(&notification("bob", 1), false)
+        .await?;
+    assert!(!store.mark_read(&bob, &any("1")).await?);
+    assert!(!store.mark_read(&bob, &any("00000000000000001")).await?);
+    store.mark_private_delivered(&bob, &any("x")).await?;
+    store.mark_notification_delivered(&bob, &any("x")).await?;
+    assert_eq!(numbers(&store.take_pending_notifications(&bob).await?), [1]);
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Concurrent writers
 // ---------------------------------------------------------------------------------------
@@ -284,6 +348,7 @@ stores! {
     suite: [
         chat_ids_are_per_room,
         privates_and_notifications_share_the_recipients_sequence,
+        bounds_that_are_not_stored_ids_compare_as_strings,
         concurrent_chats_are_dense_and_a_poller_never_skips_one,
         concurrent_messages_to_one_user_are_dense,
     ],

@@ -1,7 +1,8 @@
 //! The [`Store`]: what a user expects to survive a restart. The hub talks to this trait
-//! only; [`SqliteStore`] (embedded, the default) implements it, and the cluster's
-//! PostgreSQL store will too. Every implementation must pass the same suite
-//! (`tests/tests/store.rs`, `tests/tests/store_ids.rs`). The trait speaks in protocol
+//! only; [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (shared by the
+//! nodes of a cluster) implement it, and [`open`] picks one by the URL's scheme. Every
+//! implementation must pass the same suite (`tests/tests/store.rs`,
+//! `tests/tests/store_ids.rs`, `tests/tests/store_conversations.rs`), which runs on both. The trait speaks in protocol
 //! types only: no SQL dialect leaks through it, and "take the pending ones" is one atomic
 //! call so that two nodes can never both deliver the same stored message.
 //!
@@ -10,7 +11,9 @@
 //! order on every node sharing the database (per-node clocks would not: skew between two
 //! nodes sorts one node's messages before the other's that it accepted earlier).
 
+mod postgres;
 mod sqlite;
+mod values;
 
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ use futures_util::future::BoxFuture;
 use roomcast_protocol::{MessageId, Priority, RoomName, Timestamp, User, UserId};
 use serde_json::Value;
 
+pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
 use crate::ServerError;
 use crate::model::RoomOptions;
@@ -260,6 +264,30 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> StoreFuture<'a, Vec<StoredChat>>;
 
+    /// The oldest `limit` messages of `room` with `after < id <= through` (no upper bound
+    /// when `through` is `None`), oldest first: the gap repair of a node that has
+    /// delivered up to `after` and holds `through`'s successor, or reads on from `after`
+    /// page by page. (Unlike [`chat_since`](Self::chat_since), which keeps the newest.)
+    /// By the id property above, when `through` is an id of the room that is visible,
+    /// the answer is every id in the range, or its first `limit`.
+    fn chat_range<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: &'a MessageId,
+        through: Option<&'a MessageId>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredChat>>;
+
+    /// The newest id assigned in each of `rooms` that has had a chat, from the rooms'
+    /// counters, in one read; rooms with none are absent, each room is there once, and
+    /// the pairs come by room name (as bytes). A node's position check compares these
+    /// with what it has delivered: anything lower is a gap to repair. An id counted here
+    /// may belong to an append still committing; it is visible once that commits.
+    fn room_positions<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+    ) -> StoreFuture<'a, Vec<(RoomName, MessageId)>>;
+
     /// Stores a private message under the next id of its recipient, `delivered` or still
     /// pending for the recipient.
     fn append_private<'a>(
@@ -364,18 +392,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn rooms(&self) -> StoreFuture<'_, Vec<(RoomName, RoomOptions)>>;
 }
 
-/// Opens the store a URL names: `sqlite://path` (created if missing) or
-/// `sqlite::memory:`.
+/// Opens the store a URL names: `sqlite://path` (created if missing), `sqlite::memory:`,
+/// or `postgres://user@host:port/database` (`postgresql://` too), whose
+/// `?options=-csearch_path=NAME` picks the schema the store lives in (which must exist).
 ///
 /// # Errors
 /// [`ServerError::Config`] for an unknown scheme, [`ServerError::Store`] when it cannot
-/// be opened or migrated.
+/// be opened or migrated (for PostgreSQL, within a few seconds when the server is
+/// unreachable).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
+        // Only the scheme: the rest of a URL may hold a password.
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
         Err(ServerError::Config(format!(
-            "store {url:?}: only sqlite:// (or sqlite::memory:) is supported"
+            "store URL scheme {scheme:?}: use sqlite://path, sqlite::memory: or \
+             postgres://user@host/database"
         )))
     }
 }

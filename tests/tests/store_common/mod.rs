@@ -17,47 +17,60 @@ use roomcast_server::store::{
     self, NewChat, NewGlobal, NewNotification, NewPrivate, Store, StoredChat, StoredGlobal,
     StoredNotification, StoredPrivate,
 };
+use roomcast_tests::services::PgSchema;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
 // The stores under test
 // ---------------------------------------------------------------------------------------
 
-/// A store URL to open, and the scratch directory (if any) its files live in, removed on
-/// drop so that even a failing test leaves nothing behind.
+/// A store under test: where it lives, and what must outlive it. A scratch directory or
+/// a PostgreSQL schema is removed when the backend drops, after every store the test
+/// opened on it, so even a failing test leaves nothing behind.
 #[derive(Debug)]
-pub struct Backend {
-    pub url: String,
-    _dir: Option<ScratchDir>,
+pub enum Backend {
+    /// A fresh in-memory SQLite database: each `open` is a new, empty one.
+    Memory,
+    /// A SQLite file in its own scratch directory.
+    SqliteFile(ScratchDir),
+    /// A fresh schema on the test PostgreSQL server: each `open` is another pool (another
+    /// node) on the same data.
+    Postgres(PgSchema),
 }
 
 impl Backend {
-    /// A fresh in-memory SQLite database: each `open` of this URL is a new, empty one.
-    pub fn memory() -> Self {
-        Self {
-            url: "sqlite::memory:".to_owned(),
-            _dir: None,
-        }
+    pub async fn memory() -> Option<Self> {
+        Some(Self::Memory)
     }
 
-    /// A fresh SQLite file in its own scratch directory.
-    pub fn sqlite_file() -> Self {
-        let dir = ScratchDir::new();
-        Self {
-            url: format!("sqlite://{}", dir.0.join("store.db").display()),
-            _dir: Some(dir),
+    pub async fn sqlite_file() -> Option<Self> {
+        Some(Self::SqliteFile(ScratchDir::new()))
+    }
+
+    /// `None` (the test skips, loudly) when PostgreSQL is unreachable, unless
+    /// `ROOMCAST_REQUIRE_SERVICES=1`, which fails it instead.
+    pub async fn postgres() -> Option<Self> {
+        PgSchema::create().await.map(Self::Postgres)
+    }
+
+    /// The store URL, as a user writes it in `ROOMCAST_STORE`.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Memory => "sqlite::memory:".to_owned(),
+            Self::SqliteFile(dir) => format!("sqlite://{}", dir.0.join("store.db").display()),
+            Self::Postgres(schema) => schema.url(),
         }
     }
 
     pub async fn open(&self) -> Result<Arc<dyn Store>> {
-        Ok(store::open(&self.url).await?)
+        Ok(store::open(&self.url()).await?)
     }
 }
 
 /// A directory under the system temp dir, unique per process and call (the tests crate
 /// has no `tempfile`).
 #[derive(Debug)]
-struct ScratchDir(PathBuf);
+pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
     fn new() -> Self {
@@ -75,14 +88,32 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Opens a fresh store from `backend` and runs one suite test on it.
-pub async fn run<F, Fut>(backend: Backend, test: F) -> Result<()>
+/// Opens a fresh store from `backend` (none: skipped) and runs one suite test on it. The
+/// backend outlives the store.
+pub async fn run<F, Fut>(backend: Option<Backend>, test: F) -> Result<()>
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    let Some(backend) = backend else {
+        return Ok(());
+    };
     let store = backend.open().await?;
-    test(store).await
+    let result = test(store).await;
+    drop(backend);
+    result
+}
+
+/// Runs one durable suite test on `backend` (none: skipped).
+pub async fn run_durable<F, Fut>(backend: Option<Backend>, test: F) -> Result<()>
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    match backend {
+        Some(backend) => test(backend).await,
+        None => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -244,11 +275,10 @@ pub async fn append_chats(
 /// }
 /// ```
 macro_rules! stores {
-    // The stores under test. A PostgreSQL store is one more entry, `postgres (durable)`,
-    // with a `Backend::postgres` that makes a fresh database (or schema) on the server its
-    // URL names.
+    // The stores under test, each a `Backend` constructor. `postgres` gets a fresh
+    // schema per test, and skips (loudly) when the server is unreachable.
     (suite: $suite:tt, durable: $durable_tests:tt $(,)?) => {
-        stores!(@stores $suite, $durable_tests; memory, sqlite_file (durable));
+        stores!(@stores $suite, $durable_tests; memory, sqlite_file (durable), postgres (durable));
     };
     (@stores $suite:tt, $durable_tests:tt; $($store:ident $(($durable:ident))?),*) => {
         $(
@@ -263,7 +293,7 @@ macro_rules! stores {
             // Multi-threaded, so the concurrent tests really run in parallel.
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() -> anyhow::Result<()> {
-                super::run(super::Backend::$store(), super::$test).await
+                super::run(super::Backend::$store().await, super::$test).await
             }
         )*
     };
@@ -271,7 +301,7 @@ macro_rules! stores {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() -> anyhow::Result<()> {
-                super::$test(super::Backend::$store()).await
+                super::run_durable(super::Backend::$store().await, super::$test).await
             }
         )*
     };

@@ -1,5 +1,5 @@
 //! The embedded SQLite store (sqlx). The schema is created and migrated at open from the
-//! versioned migrations in `server/migrations/`; WAL mode keeps readers off the writer.
+//! versioned migrations in `server/migrations/sqlite/`; WAL mode keeps readers off the writer.
 //!
 //! Ids come from the counter rows of `room_seq`, `user_seq` and `global_seq`: an append
 //! opens its transaction with `BEGIN IMMEDIATE`, which takes the database's one write lock
@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use self::rows::{
-    get, json, message_id, millis, notification_row, oldest_first, parse, priority_text,
+    chat_row, get, json, message_id, millis, notification_row, oldest_first, parse, priority_text,
     private_row, store_error, timestamp,
 };
 use super::{
@@ -30,7 +30,7 @@ use crate::ServerError;
 use crate::model::RoomOptions;
 
 /// The versioned schema.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A SQLite database file (or an in-memory database for tests).
 #[derive(Debug, Clone)]
@@ -173,6 +173,59 @@ impl Store for SqliteStore {
             .await
             .map_err(store_error)?;
             oldest_first(room, &rows)
+        })
+    }
+
+    fn chat_range<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: &'a MessageId,
+        through: Option<&'a MessageId>,
+        limit: u32,
+    ) -> StoreFuture<'a, Vec<StoredChat>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, sender, message, created_at FROM chat_messages \
+                 WHERE room = ? AND id > ? AND (? IS NULL OR id <= ?) ORDER BY id LIMIT ?",
+            )
+            .bind(room.as_str())
+            .bind(after.as_str())
+            .bind(through.map(MessageId::as_str))
+            .bind(through.map(MessageId::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+            rows.iter().map(|row| chat_row(room, row)).collect()
+        })
+    }
+
+    fn room_positions<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+    ) -> StoreFuture<'a, Vec<(RoomName, MessageId)>> {
+        Box::pin(async move {
+            if rooms.is_empty() {
+                return Ok(Vec::new());
+            }
+            // The names as one JSON array, so the read is one statement whatever their
+            // number (SQLite caps the `?`s a statement may have).
+            let names = json(&rooms)?;
+            let rows = sqlx::query(
+                "SELECT room, last_seq FROM room_seq \
+                 WHERE room IN (SELECT value FROM json_each(?)) ORDER BY room",
+            )
+            .bind(names)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+            rows.iter()
+                .map(|row| {
+                    let room = RoomName::new(get::<String>(row, "room")?).map_err(store_error)?;
+                    let last = u64::try_from(get::<i64>(row, "last_seq")?).map_err(store_error)?;
+                    Ok((room, sequence_id(last)))
+                })
+                .collect()
         })
     }
 

@@ -1,24 +1,17 @@
-//! Between the store's types and SQLite's: binding values and decoding rows.
+//! Between the store's types and SQLite's: decoding rows (the conversions every store
+//! shares are `store/values.rs`'s).
 
-use roomcast_protocol::{MessageId, Priority, RoomName, Timestamp, UserId};
+use roomcast_protocol::{MessageId, RoomName, Timestamp, UserId};
 use sqlx::Row;
 use sqlx::Sqlite;
 use sqlx::sqlite::SqliteRow;
 
+pub(super) use crate::store::values::invalid as store_error;
+pub(super) use crate::store::values::{json, millis, priority_text};
+
 use crate::ServerError;
+use crate::store::values::{from_json, from_millis, priority};
 use crate::store::{StoredChat, StoredNotification, StoredPrivate};
-
-pub(super) fn store_error(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Store(e.to_string())
-}
-
-pub(super) fn millis(timestamp: Timestamp) -> i64 {
-    i64::try_from(timestamp).unwrap_or(i64::MAX)
-}
-
-pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, ServerError> {
-    serde_json::to_string(value).map_err(store_error)
-}
 
 pub(super) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, ServerError>
 where
@@ -31,7 +24,7 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(
     row: &SqliteRow,
     column: &str,
 ) -> Result<T, ServerError> {
-    serde_json::from_str(&get::<String>(row, column)?).map_err(store_error)
+    from_json(&get::<String>(row, column)?)
 }
 
 pub(super) fn message_id(row: &SqliteRow) -> Result<MessageId, ServerError> {
@@ -39,7 +32,7 @@ pub(super) fn message_id(row: &SqliteRow) -> Result<MessageId, ServerError> {
 }
 
 pub(super) fn timestamp(row: &SqliteRow) -> Result<Timestamp, ServerError> {
-    Ok(u64::try_from(get::<i64>(row, "created_at")?).unwrap_or(0))
+    Ok(from_millis(get::<i64>(row, "created_at")?))
 }
 
 /// Chat rows read newest first (so `LIMIT` keeps the newest), handed out oldest first.
@@ -74,24 +67,15 @@ pub(super) fn notification_row(
     user: &UserId,
     row: &SqliteRow,
 ) -> Result<StoredNotification, ServerError> {
-    let priority: String = get(row, "priority")?;
     Ok(StoredNotification {
         id: message_id(row)?,
         user_id: user.clone(),
         title: get(row, "title")?,
         content: get(row, "content")?,
-        priority: serde_json::from_value::<Priority>(serde_json::Value::String(priority))
-            .map_err(store_error)?,
+        priority: priority(get(row, "priority")?)?,
         read: get::<i64>(row, "is_read")? != 0,
         timestamp: timestamp(row)?,
     })
-}
-
-pub(super) fn priority_text(priority: Priority) -> Result<String, ServerError> {
-    match serde_json::to_value(priority).map_err(store_error)? {
-        serde_json::Value::String(s) => Ok(s),
-        other => Err(store_error(format!("priority serialized as {other}"))),
-    }
 }
 
 /// A private message row that names its recipient (`recipient`), as a conversation's rows

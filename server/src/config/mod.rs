@@ -111,7 +111,7 @@ layout::settings! {
     }
     /// Where durable state lives.
     store: StoreSettings {
-        /// Store URL: `sqlite://path` (created if missing) or `sqlite::memory:` [default: sqlite://roomcast.db]
+        /// Store URL: `sqlite://path` (created if missing), `sqlite::memory:`, or `postgres://user@host/db?options=-csearch_path=schema` [default: sqlite://roomcast.db]
         store: String, "ROOMCAST_STORE" => url: String = or_default("sqlite://roomcast.db".to_owned());
     }
     /// What the server does beyond the contract's minimum.

@@ -111,7 +111,6 @@ layout::settings! {
     }
     /// Where durable state lives.
     store: StoreSettings {
-        /// Store URL: `sqlite://path` (created if missing) or `sqlite::memory:` [default: sqlite://roomcast.db]
         /// Store URL: `sqlite://path` (created if missing), `sqlite::memory:`, or
         /// `postgres://user@host:port/db` (a cluster's shared store; `options=-csearch_path=NAME`
         /// selects a schema) [default: sqlite://roomcast.db]

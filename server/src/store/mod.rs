@@ -281,8 +281,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The newest id assigned in each of `rooms` that has had a chat, from the rooms'
     /// counters, in one read; rooms with none are absent, each room is there once, and
     /// the pairs come by room name (as bytes). A node's position check compares these
-    /// with what it has delivered: anything lower is a gap to repair. An id counted here
-    /// may belong to an append still committing; it is visible once that commits.
+    /// with what it has delivered: anything lower is a gap to repair. A counter is read
+    /// as committed, and it commits with its chat, so every id up to a position read
+    /// here is visible to a [`chat_range`](Self::chat_range) that follows.
     fn room_positions<'a>(
         &'a self,
         rooms: &'a [RoomName],

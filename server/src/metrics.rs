@@ -44,6 +44,8 @@ pub struct Metrics {
     pub queue_drops: Counter<u64, AtomicU64>,
     /// Upgrades refused (total limit, bad token), by HTTP status.
     pub refused: Family<CodeLabel, Counter<u64, AtomicU64>>,
+    /// Room chats read back from the store because the bus lost or delayed them.
+    pub gap_repairs: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -69,6 +71,7 @@ impl Metrics {
             closes: Family::default(),
             queue_drops: Counter::default(),
             refused: Family::default(),
+            gap_repairs: Counter::default(),
         };
         registry.register(
             "connections",
@@ -120,6 +123,11 @@ impl Metrics {
             "upgrades_refused",
             "WebSocket upgrades refused, by HTTP status",
             m.refused.clone(),
+        );
+        registry.register(
+            "gap_repairs",
+            "Room chats read back from the store because the bus lost or delayed them",
+            m.gap_repairs.clone(),
         );
         Self { registry, ..m }
     }

@@ -81,6 +81,10 @@ pub struct Delivery {
     pub except: Option<ClientId>,
     /// The message.
     pub frame: Frame,
+    /// For a room's chat: its number in the room's sequence (its id). Every node
+    /// delivers a room's chats in this order, each once, reading what the bus lost from
+    /// the store.
+    pub sequence: Option<u64>,
 }
 
 impl Delivery {
@@ -90,6 +94,15 @@ impl Delivery {
             target,
             except: None,
             frame: Frame::Whole(frame),
+            sequence: None,
+        }
+    }
+
+    /// A room's chat, number `sequence` of the room.
+    pub fn chat(room: RoomName, sequence: u64, frame: Utf8Bytes) -> Self {
+        Self {
+            sequence: Some(sequence),
+            ..Self::new(Target::Room(room), frame)
         }
     }
 
@@ -202,6 +215,12 @@ pub trait LocalSide: Send + Sync + 'static {
 
     /// Performs `request` on this node's connections.
     fn handle(&self, request: NodeRequest) -> LocalFuture<Result<NodeAnswer, ServerError>>;
+
+    /// Compares each room's newest stored chat with what this node delivered and reads
+    /// what is missing from the store: the broker asks after every resubscription and
+    /// periodically, since a bus may lose the last chats without a later one showing
+    /// the gap.
+    fn check_positions(&self) -> LocalFuture<()>;
 }
 
 /// Fans deliveries out to every node, and routes connection operations to their node.

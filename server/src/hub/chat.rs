@@ -7,12 +7,13 @@ use roomcast_protocol::{ErrorCode, MessageId, RoomName, ServerMessage, Timestamp
 use serde_json::Value;
 use tracing::warn;
 
+use super::repair::sequence_of;
 use super::{ConnHandle, Hub, frame};
 use crate::ServerError;
 use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
 use crate::model::check_content;
-use crate::store::{NewChat, StoredChat};
+use crate::store::{NewChat, StoredChat, sequence_id};
 
 /// `history` answers this many messages unless asked otherwise.
 const DEFAULT_HISTORY: u32 = 50;
@@ -22,7 +23,7 @@ const MAX_HISTORY: u32 = 500;
 const EMPTY_ROOM: &str = "0000000000000000";
 
 /// A stored chat as the `chat` message members receive.
-fn chat_message(chat: StoredChat) -> ServerMessage {
+pub(super) fn chat_message(chat: StoredChat) -> ServerMessage {
     ServerMessage::Chat {
         id: chat.id,
         room: chat.room,
@@ -75,11 +76,11 @@ impl Hub {
         // Persist before deliver: nobody sees a message the history could lose.
         let stored = self.inner.store.append_chat(&chat).await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
-        self.publish(Delivery::new(
-            Target::Room(room.clone()),
-            frame(&chat_message(stored)),
-        ))
-        .await?;
+        let delivery = match sequence_of(&id) {
+            Some(seq) => Delivery::chat(room.clone(), seq, frame(&chat_message(stored))),
+            None => Delivery::new(Target::Room(room.clone()), frame(&chat_message(stored))),
+        };
+        self.publish(delivery).await?;
         Ok((id, timestamp))
     }
 
@@ -116,21 +117,28 @@ impl Hub {
         }
     }
 
-    /// Queues the stored chat of `room` newer than `since` (at most the replay limit, the
-    /// newest ones). Returns how many and whether that was everything.
+    /// Queues the stored chat of `room` newer than `since` and at most number `through`
+    /// (what this node delivered before the joiner entered: everything after it reaches
+    /// the joiner live), at most the replay limit, the newest ones. Returns how many and
+    /// whether that was everything.
     pub(super) async fn replay(
         &self,
         conn: &ConnHandle,
         room: &RoomName,
         since: &MessageId,
+        through: u64,
     ) -> (u64, bool) {
         let limit = self.config().limits.replay_limit;
+        let before = sequence_id(through.saturating_add(1));
         match self
             .inner
             .store
-            .chat_since(room, since, limit.saturating_add(1))
+            .chat_history(room, limit.saturating_add(1), Some(&before))
             .await
-        {
+            .map(|mut items| {
+                items.retain(|chat| chat.id > *since);
+                items
+            }) {
             Ok(items) if items.is_empty() => (0, self.reaches(room, since).await),
             Ok(mut items) => {
                 let complete = items.len() <= limit as usize;

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Weak};
 
 use roomcast_protocol::ClientId;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
 use super::conn::ConnHandle;
@@ -89,6 +90,21 @@ impl Local {
         send_outgoing(&self.metrics, conn, outgoing)
     }
 
+    /// A room's chat goes through the room's cursor: in sequence order, each once, with
+    /// what is missing read from the store. A room without members here (its cursor not
+    /// placed) has no one to deliver to.
+    fn accept_chat(&self, name: &roomcast_protocol::RoomName, seq: u64, frame: Utf8Bytes) {
+        let (Some(room), Ok(hub)) = (self.rooms.get(name), self.hub()) else {
+            return;
+        };
+        let accepted = room
+            .cursor
+            .accept(seq, frame, |f| hub.deliver_chat(&room, f));
+        if let Some((after, before)) = accepted.gap {
+            hub.spawn_repair(room, after, Some(before), true);
+        }
+    }
+
     fn hub(&self) -> Result<Hub, ServerError> {
         self.hub
             .upgrade()
@@ -100,6 +116,12 @@ impl Local {
 impl LocalSide for Local {
     fn deliver(&self, delivery: &Delivery) -> Reach {
         let mut reach = Reach::default();
+        if let (Some(seq), Target::Room(name), Frame::Whole(frame)) =
+            (delivery.sequence, &delivery.target, &delivery.frame)
+        {
+            self.accept_chat(name, seq, frame.clone());
+            return reach;
+        }
         match &delivery.frame {
             Frame::Whole(frame) => {
                 let outgoing = Outgoing::new(frame.clone(), self.compression_threshold);
@@ -142,5 +164,14 @@ impl LocalSide for Local {
     fn handle(&self, request: NodeRequest) -> LocalFuture<Result<NodeAnswer, ServerError>> {
         let hub = self.hub();
         Box::pin(async move { hub?.answer(request).await })
+    }
+
+    fn check_positions(&self) -> LocalFuture<()> {
+        let hub = self.hub();
+        Box::pin(async move {
+            if let Ok(hub) = hub {
+                hub.check_positions().await;
+            }
+        })
     }
 }

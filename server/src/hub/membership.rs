@@ -67,23 +67,31 @@ impl Hub {
         }
         let outcome = loop {
             let room = self.inner.rooms.get_or_create(name);
-            // With `since`, hold the room's sequencer from entering until the replay is
-            // queued: every chat is either stored before (and replayed) or delivered after
-            // (live), never both and never neither.
-            let turn = match since {
-                Some(_) => Some(room.sequencer.lock().await),
+            if let Err(err) = self.place_cursor(&room).await {
+                break Err(err);
+            }
+            // With `since`, hold the room's cursor from entering until the replay is
+            // queued: every chat up to the hold's position is stored (and replayed), every
+            // later one waits and follows live, so none is seen twice or not at all.
+            let hold = match since {
+                Some(_) => room.cursor.hold(),
                 None => None,
             };
-            match room.enter(conn, &user, already, limit, |list| self.send(conn, list)) {
+            let entered = room.enter(conn, &user, already, limit, |list| self.send(conn, list));
+            if let (Ok(Ok(_)), Some(since), Some(hold)) = (&entered, since, &hold) {
+                (joined.replayed, joined.recovered) =
+                    self.replay(conn, name, since, hold.position).await;
+            }
+            if let Some(hold) = hold {
+                let released = room.cursor.release(hold, |f| self.deliver_chat(&room, f));
+                if let Some((after, before)) = released.gap {
+                    self.spawn_repair(room.clone(), after, Some(before), true);
+                }
+            }
+            match entered {
                 Err(Removed) => continue,
                 Ok(Err(err)) => break Err(err),
-                Ok(Ok(entered)) => {
-                    if let Some(since) = since {
-                        (joined.replayed, joined.recovered) = self.replay(conn, name, since).await;
-                    }
-                    drop(turn);
-                    break Ok(entered);
-                }
+                Ok(Ok(entered)) => break Ok(entered),
             }
         };
         let entered: Entered = match outcome {
@@ -143,6 +151,8 @@ impl Hub {
         let Some(exited) = room.exit(conn, limit) else {
             return;
         };
+        // The cursor stays: if the node stops hearing the room, the next first member
+        // moves it up to the room's stored position (see `place_cursor`).
         self.inner.broker.unwatch_room(name).await;
         if let Some(user) = exited.last
             && self

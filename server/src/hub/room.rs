@@ -10,6 +10,7 @@ use roomcast_protocol::{ClientId, ErrorCode, RoomName, ServerMessage, Timestamp,
 use serde::Serialize;
 
 use super::conn::ConnHandle;
+use super::cursor::Cursor;
 use crate::ServerError;
 use crate::clock::now_ms;
 use crate::model::RoomOptions;
@@ -83,6 +84,10 @@ pub(crate) struct Room {
     /// to replay, so the two meet without a gap or a duplicate. Per room: no chat waits on
     /// another room.
     pub(crate) sequencer: tokio::sync::Mutex<()>,
+    /// Where this node is in the room's chat sequence.
+    pub(crate) cursor: Cursor,
+    /// A repair of the cursor's gap is under way (one at a time per room).
+    pub(crate) repairing: AtomicBool,
 }
 
 impl Room {
@@ -99,6 +104,8 @@ impl Room {
             options: RwLock::new(options),
             members: RwLock::new(Members::default()),
             sequencer: tokio::sync::Mutex::new(()),
+            cursor: Cursor::default(),
+            repairing: AtomicBool::new(false),
         }
     }
 
@@ -242,6 +249,11 @@ impl Room {
         let mut members = self.members_mut();
         members.removed = members.conns.is_empty();
         members.removed
+    }
+
+    /// Whether any connection of this node is in the room.
+    pub(crate) fn has_members(&self) -> bool {
+        !self.members().conns.is_empty()
     }
 
     /// Calls `f` for each member connection. Holds the read lock: `f` must not block.

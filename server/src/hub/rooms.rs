@@ -88,6 +88,11 @@ impl Rooms {
         list
     }
 
+    /// Every room.
+    pub(crate) fn all(&self) -> Vec<Arc<Room>> {
+        self.map.iter().map(|r| r.value().clone()).collect()
+    }
+
     /// How many rooms exist.
     pub(crate) fn count(&self) -> usize {
         self.map.len()

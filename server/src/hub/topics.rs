@@ -308,6 +308,7 @@ impl Hub {
                 items,
                 timestamp: now_ms(),
             }),
+            sequence: None,
         };
         let reach = self.inner.broker.publish_counted(delivery).await?;
         Ok(Published {

@@ -41,6 +41,11 @@ pub(super) async fn run(shared: Arc<Shared>, ready: oneshot::Sender<()>) {
                     let _ = ready.send(());
                 } else {
                     info!(node = shared.node(), "resubscribed to Redis");
+                    // What the bus carried while this node was not listening is in the
+                    // store.
+                    if let Ok(local) = shared.local() {
+                        tokio::spawn(local.check_positions());
+                    }
                 }
                 listen(&shared, stream).await;
                 shared.counters.subscribed.store(false, Ordering::Relaxed);

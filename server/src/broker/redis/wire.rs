@@ -57,6 +57,9 @@ pub(super) struct Header {
     /// An acknowledged delivery's deadline (ms since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d: Option<u64>,
+    /// A room chat's number in the room's sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s: Option<u64>,
 }
 
 impl Header {
@@ -69,6 +72,7 @@ impl Header {
             r: None,
             a: None,
             d: None,
+            s: None,
         }
     }
 }
@@ -192,6 +196,7 @@ pub(super) fn delivery_message(node: &str, delivery: &Delivery) -> (Header, Vec<
     let mut header = Header::new(node, kind);
     header.t = Some(delivery.target.clone());
     header.x.clone_from(&delivery.except);
+    header.s = delivery.sequence;
     (header, payload)
 }
 
@@ -215,6 +220,7 @@ pub(super) fn delivery_of(header: &Header, payload: &[u8]) -> Result<Delivery, S
         target,
         except: header.x.clone(),
         frame,
+        sequence: header.s,
     })
 }
 
@@ -234,10 +240,7 @@ mod tests {
     #[test]
     fn a_whole_frame_travels_as_its_own_bytes() {
         let frame = r#"{"type":"chat","room":"lobby","content":"hé\nllo"}"#;
-        let delivery = Delivery::new(
-            Target::Room(RoomName::new("lobby").unwrap()),
-            Utf8Bytes::from(frame),
-        );
+        let delivery = Delivery::chat(RoomName::new("lobby").unwrap(), 42, Utf8Bytes::from(frame));
         let (header, payload) = delivery_message("node-a", &delivery);
         let message = encode(&header, &payload);
         assert!(message.ends_with(frame.as_bytes()), "the frame as is");

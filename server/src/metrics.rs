@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use roomcast_protocol::ErrorCode;
 
+use crate::broker::BrokerHealth;
+
 /// The `code` label of `roomcast_errors_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -46,6 +48,19 @@ pub struct Metrics {
     pub refused: Family<CodeLabel, Counter<u64, AtomicU64>>,
     /// Room chats read back from the store because the bus lost or delayed them.
     pub gap_repairs: Counter<u64, AtomicU64>,
+    /// The broker's own figures, copied in at each scrape ([`Metrics::observe_broker`]).
+    broker: BrokerGauges,
+}
+
+/// What `/metrics` shows of the broker (see [`BrokerHealth`]).
+#[derive(Debug, Default)]
+struct BrokerGauges {
+    connected: Gauge<i64, std::sync::atomic::AtomicI64>,
+    nodes: Gauge<i64, std::sync::atomic::AtomicI64>,
+    published: Gauge<i64, std::sync::atomic::AtomicI64>,
+    received: Gauge<i64, std::sync::atomic::AtomicI64>,
+    publish_failures: Gauge<i64, std::sync::atomic::AtomicI64>,
+    resubscribes: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -72,6 +87,7 @@ impl Metrics {
             queue_drops: Counter::default(),
             refused: Family::default(),
             gap_repairs: Counter::default(),
+            broker: BrokerGauges::default(),
         };
         registry.register(
             "connections",
@@ -129,6 +145,41 @@ impl Metrics {
             "Room chats read back from the store because the bus lost or delayed them",
             m.gap_repairs.clone(),
         );
+        let b = &m.broker;
+        for (name, help, gauge) in [
+            (
+                "bus_connected",
+                "1 while the bus (Redis) is reachable; always 1 for one node",
+                &b.connected,
+            ),
+            (
+                "cluster_nodes",
+                "Live nodes of the cluster, this one included",
+                &b.nodes,
+            ),
+            (
+                "bus_published",
+                "Messages this node published to the bus",
+                &b.published,
+            ),
+            (
+                "bus_received",
+                "Messages this node received from the bus",
+                &b.received,
+            ),
+            (
+                "bus_publish_failures",
+                "Messages that could not be published (the bus was away)",
+                &b.publish_failures,
+            ),
+            (
+                "bus_resubscribes",
+                "Times the bus subscription was restarted",
+                &b.resubscribes,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
         Self { registry, ..m }
     }
 
@@ -157,6 +208,18 @@ impl Metrics {
                 code: status.to_string(),
             })
             .inc();
+    }
+
+    /// Copies the broker's figures in, before a scrape renders them.
+    pub fn observe_broker(&self, health: &BrokerHealth) {
+        let b = &self.broker;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        b.connected.set(i64::from(health.connected));
+        b.nodes.set(count(health.nodes));
+        b.published.set(count(health.published));
+        b.received.set(count(health.received));
+        b.publish_failures.set(count(health.publish_failures));
+        b.resubscribes.set(count(health.resubscribes));
     }
 
     /// The Prometheus text exposition.

@@ -695,3 +695,36 @@ async fn the_default_store_is_roomcast_db_in_the_working_directory_and_survives_
     assert_eq!(pending["type"], "notification", "{pending}");
     assert_eq!(pending["title"], "Welcome", "{pending}");
 }
+
+/// A cluster node whose Redis does not answer stops at once, with one line that names
+/// the URL and the cause, and exit code 1 (CLUSTER.md §2.8), rather than serving a node
+/// that silently reaches no other.
+#[test]
+fn a_node_whose_redis_is_unreachable_exits_1_naming_it() {
+    let closed = free_addr();
+    let url = format!("redis://{closed}/0");
+    let addr = free_addr();
+    let mut command = server_command(addr);
+    command
+        .env("ROOMCAST_BROKER", &url)
+        .env("ROOMCAST_STORE", "sqlite::memory:")
+        .env("RUST_BACKTRACE", "0");
+    let started = Instant::now();
+    let (status, stdout, stderr) = run_to_exit(command);
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it gave up within the probe time, not after {:?}",
+        started.elapsed()
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("cannot reach Redis"))
+        .unwrap_or_else(|| panic!("no clear error in:\n{stderr}"));
+    assert!(line.contains(&url), "the line names the URL: {line}");
+    assert!(line.contains("refused"), "the line names the cause: {line}");
+    assert!(
+        http(addr, "/healthz", None).is_none(),
+        "the port stayed closed"
+    );
+}

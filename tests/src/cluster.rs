@@ -28,7 +28,11 @@ impl Cluster {
     /// `n` nodes, each started with `settings` plus the cluster's own; `None` (skipped)
     /// when Redis or PostgreSQL is unreachable.
     pub async fn with(n: usize, settings: Settings) -> Option<Self> {
-        let redis = RedisPrefix::create().await?;
+        Self::on(RedisPrefix::create().await?, n, settings).await
+    }
+
+    /// `n` nodes on the Redis `redis` names (e.g. a test's private `redis-server`).
+    pub async fn on(redis: RedisPrefix, n: usize, settings: Settings) -> Option<Self> {
         let store = PgSchema::create().await?;
         let mut cluster = Self {
             nodes: Vec::new(),

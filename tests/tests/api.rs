@@ -324,9 +324,15 @@ async fn health_and_metrics_need_no_key() {
     let server = TestServer::start().await;
     let (status, body) = response(server.http(Method::GET, "/healthz").send().await).await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({ "status": "ok" }));
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(body["store"], json!({ "connected": true }), "{body}");
+    assert_eq!(body["broker"]["kind"], "local", "{body}");
+    assert_eq!(body["broker"]["connected"], true, "{body}");
+    assert_eq!(body["broker"]["nodes"], 1, "{body}");
     let text = metrics(&server).await;
     assert!(sample(&text, "roomcast_connections").is_some(), "{text}");
+    assert_eq!(sample(&text, "roomcast_cluster_nodes"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "roomcast_bus_connected"), Some(1.0), "{text}");
     server.stop().await;
 }
 

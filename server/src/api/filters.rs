@@ -20,11 +20,31 @@ use crate::hub::Hub;
 // `/healthz` and `/metrics` take no key and ignore any query: probes and scrapers are
 // configured outside our control, and a refused probe would take a healthy node out.
 
-/// `GET /healthz`
-pub(super) fn health() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("healthz")
-        .and(warp::get())
-        .map(|| warp::reply::json(&json!({"status": "ok"})).into_response())
+/// `GET /healthz`: `ok`; `degraded` (still 200: this node serves its own connections)
+/// while the bus is away; 503 `unavailable` while the store does not answer within a
+/// second, since nothing durable can be accepted then.
+pub(super) fn health(
+    hub: &Hub,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    let hub = hub.clone();
+    warp::path!("healthz").and(warp::get()).then(move || {
+        let hub = hub.clone();
+        async move {
+            let broker = hub.broker_health();
+            let store = hub.store_health().await;
+            let (status, code) = match (&store, broker.connected) {
+                (Err(_), _) => ("unavailable", http::StatusCode::SERVICE_UNAVAILABLE),
+                (Ok(()), false) => ("degraded", http::StatusCode::OK),
+                (Ok(()), true) => ("ok", http::StatusCode::OK),
+            };
+            let store = match store {
+                Ok(()) => json!({ "connected": true }),
+                Err(cause) => json!({ "connected": false, "error": cause }),
+            };
+            let body = json!({ "status": status, "broker": broker, "store": store });
+            warp::reply::with_status(warp::reply::json(&body), code).into_response()
+        }
+    })
 }
 
 /// `GET /metrics` (Prometheus text format)
@@ -33,6 +53,7 @@ pub(super) fn metrics(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     let hub = hub.clone();
     warp::path!("metrics").and(warp::get()).map(move || {
+        hub.metrics().observe_broker(&hub.broker_health());
         warp::reply::with_header(
             hub.metrics().render(),
             "content-type",

@@ -37,7 +37,7 @@ pub fn routes(
     hub: Hub,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let static_dir = hub.config().server.static_dir.clone();
-    let health = filters::health();
+    let health = filters::health(&hub);
     let metrics = filters::metrics(&hub);
     let dev_routes = hub
         .config()

@@ -211,6 +211,19 @@ impl Hub {
         self.inner.broker.health()
     }
 
+    /// Whether the store answers within a second; why not, if not.
+    ///
+    /// # Errors
+    /// The store's failure, or the timeout, as text for `/healthz`.
+    pub async fn store_health(&self) -> Result<(), String> {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), self.inner.store.ping()).await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("no answer within 1 s".to_owned()),
+        }
+    }
+
     /// Reserves a slot under the total connection limit, `None` when full or shutting down.
     pub fn try_reserve(&self) -> Option<ConnectionPermit> {
         if self.inner.shutdown.is_cancelled() {

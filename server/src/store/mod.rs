@@ -391,6 +391,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every persistent room, by name.
     fn rooms(&self) -> StoreFuture<'_, Vec<(RoomName, RoomOptions)>>;
+
+    /// Checks that the database answers (`/healthz`).
+    fn ping(&self) -> StoreFuture<'_, ()>;
 }
 
 /// Opens the store a URL names: `sqlite://path` (created if missing), `sqlite::memory:`,

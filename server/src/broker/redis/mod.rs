@@ -16,6 +16,7 @@
 //! waiting requests; [`subscriber`] owns the subscription, [`nodes`] the heartbeat.
 
 mod nodes;
+mod publisher;
 mod replies;
 mod subscriber;
 mod wire;
@@ -111,6 +112,9 @@ struct Shared {
     /// The live subscription's sink, while there is one.
     sink: Mutex<Option<PubSubSink>>,
     replies: Replies,
+    /// Fire-and-forget messages for the publisher task.
+    queue: tokio::sync::mpsc::Sender<publisher::Queued>,
+    queued: Mutex<Option<tokio::sync::mpsc::Receiver<publisher::Queued>>>,
     /// When this node last heard its own heartbeat on the bus (ms).
     heard_own: AtomicU64,
     stop: CancellationToken,
@@ -160,6 +164,7 @@ impl RedisBroker {
             Ok(Err(e)) => return Err(unreachable(&e)),
             Err(_) => return Err(unreachable(&"no answer within 3 s")),
         };
+        let (queue, queued) = tokio::sync::mpsc::channel(publisher::QUEUE);
         let counters = Counters::default();
         counters.commands_ok.store(true, Ordering::Relaxed);
         Ok(Self {
@@ -171,6 +176,8 @@ impl RedisBroker {
                 rooms: tokio::sync::Mutex::new(HashMap::new()),
                 sink: Mutex::new(None),
                 replies: Replies::default(),
+                queue,
+                queued: Mutex::new(Some(queued)),
                 heard_own: AtomicU64::new(now_ms()),
                 stop: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),
@@ -242,6 +249,16 @@ impl Shared {
         }
     }
 
+    /// Queues `message` for `channel` without waiting; a full queue drops it (counted).
+    fn enqueue(&self, channel: String, message: Vec<u8>) {
+        if self.queue.try_send((channel, message)).is_err() {
+            self.counters
+                .publish_failures
+                .fetch_add(1, Ordering::Relaxed);
+            self.warn_away(&"the publish queue is full");
+        }
+    }
+
     /// One warning per interval while Redis is away, not one per message.
     fn warn_away(&self, cause: &dyn std::fmt::Display) {
         let now = now_ms();
@@ -289,13 +306,23 @@ impl Broker for RedisBroker {
                 .set(local)
                 .map_err(|_| ServerError::Broker("the broker was already started".into()))?;
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-            let subscriber = tokio::spawn(subscriber::run(shared.clone(), ready_tx));
-            let heartbeat = tokio::spawn(nodes::beat(shared.clone()));
+            let queued = shared
+                .queued
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .ok_or_else(|| ServerError::Broker("the broker was already started".into()))?;
+            let tasks = [
+                tokio::spawn(subscriber::run(shared.clone(), ready_tx)),
+                tokio::spawn(publisher::run(shared.clone(), queued)),
+                tokio::spawn(nodes::beat(shared.clone())),
+                tokio::spawn(nodes::check_positions(shared.clone())),
+            ];
             shared
                 .tasks
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend([subscriber, heartbeat]);
+                .extend(tasks);
             // Serve only once this node hears the bus, so nothing published to it after
             // it accepts its first connection is missed.
             match tokio::time::timeout(PROBE, ready_rx).await {
@@ -316,12 +343,10 @@ impl Broker for RedisBroker {
                 return Ok(reach);
             }
             let (header, payload) = wire::delivery_message(shared.node(), &delivery);
-            shared
-                .publish(
-                    &shared.target_channel(&delivery.target),
-                    wire::encode(&header, &payload),
-                )
-                .await;
+            shared.enqueue(
+                shared.target_channel(&delivery.target),
+                wire::encode(&header, &payload),
+            );
             Ok(reach)
         })
     }

@@ -11,26 +11,33 @@ use super::Shared;
 use super::wire::{self, Header, Kind};
 use crate::clock::now_ms;
 
-/// Every how many beats the local side checks its rooms' positions against the store:
-/// the bus may lose a room's last chats, and no later chat would show the gap.
-const POSITION_CHECK_EVERY: u64 = 2;
-
 /// Beats until the broker stops.
 pub(super) async fn beat(shared: Arc<Shared>) {
     let mut every = tokio::time::interval(shared.options.heartbeat);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut beats = 0u64;
     loop {
         tokio::select! {
             _ = every.tick() => once(&shared).await,
             () = shared.stop.cancelled() => return,
         }
-        beats += 1;
-        if beats.is_multiple_of(POSITION_CHECK_EVERY)
-            && let Ok(local) = shared.local()
-        {
-            // Not awaited here: a slow store must not delay the heartbeat.
-            tokio::spawn(local.check_positions());
+    }
+}
+
+/// Has the local side check its rooms' positions against the store every two
+/// heartbeats, until the broker stops: the bus may lose a room's last chats, which no
+/// later chat would reveal, and while Redis is away this is how chats cross nodes. Its
+/// own task, so that neither a slow store nor a Redis that is away delays the other.
+pub(super) async fn check_positions(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(shared.options.heartbeat * 2);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Ok(local) = shared.local() {
+                    local.check_positions().await;
+                }
+            }
+            () = shared.stop.cancelled() => return,
         }
     }
 }

@@ -433,6 +433,16 @@ impl Store for PostgresStore {
         })
     }
 
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(store_error)
+        })
+    }
+
     fn rooms(&self) -> StoreFuture<'_, Vec<(RoomName, RoomOptions)>> {
         Box::pin(async move {
             let rows = sqlx::query(

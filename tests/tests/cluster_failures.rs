@@ -1,0 +1,206 @@
+//! What a cluster does when its bus fails (CLUSTER.md §2.8), each on a `redis-server` of
+//! the test's own (never the shared one): a bus that drops subscribers while chats flow
+//! loses no chat and repeats none on any node; a Redis that is stopped and started again
+//! empty leaves local delivery working, lets chats still cross nodes (read from the
+//! store), and is subscribed again when it is back.
+
+use std::time::Duration;
+
+use roomcast_server::Settings;
+use roomcast_tests::cluster::Cluster;
+use roomcast_tests::services::{PrivateRedis, RedisPrefix};
+use roomcast_tests::{Client, TestServer};
+use serde_json::json;
+
+/// A private Redis and `n` nodes on it, or the test is skipped (loudly).
+macro_rules! cluster_on_private_redis {
+    ($n:expr) => {{
+        let Some(redis) = PrivateRedis::start().await else {
+            return;
+        };
+        let Some(prefix) = RedisPrefix::on(&redis.url()).await else {
+            return;
+        };
+        let Some(cluster) = Cluster::on(prefix, $n, Settings::default()).await else {
+            return;
+        };
+        (redis, cluster)
+    }};
+}
+
+async fn member(node: &TestServer, user: &str, room: &str) -> Client {
+    let mut client = node.login(user).await;
+    client.join(room).await;
+    client
+}
+
+/// Reads chats of `room` until `count` arrived; returns their contents and ids, failing
+/// on anything but chats and presence notices.
+async fn chats(client: &mut Client, count: usize) -> Vec<(i64, String)> {
+    let mut got = Vec::with_capacity(count);
+    while got.len() < count {
+        let message = client
+            .try_recv(Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|| panic!("only {} of {count} chats arrived: {got:?}", got.len()));
+        match message["type"].as_str() {
+            Some("chat") => got.push((
+                message["message"].as_i64().expect("a number"),
+                message["id"].as_str().expect("id").to_owned(),
+            )),
+            Some("user_join" | "user_leave" | "reply") => {}
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    got
+}
+
+/// Polls `/healthz` until its status is `status` (10 s at most); returns the body.
+async fn health_becomes(node: &TestServer, status: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = node.get("/healthz").await;
+        if body["status"] == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz never said {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every chat once, in the room's id order, the same on every node.
+#[track_caller]
+fn assert_one_run(label: &str, got: &[(i64, String)], expected: &[(i64, String)]) {
+    assert_eq!(got.len(), expected.len(), "{label}: count");
+    let ids: Vec<&String> = got.iter().map(|(_, id)| id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "{label}: in id order, each once");
+    assert_eq!(got, expected, "{label}: the same run as the sender's node");
+}
+
+#[tokio::test]
+async fn chats_from_two_nodes_reach_every_node_once_in_order_while_the_bus_drops_subscribers() {
+    let (redis, cluster) = cluster_on_private_redis!(3);
+    let mut alice = member(&cluster[0], "alice", "lobby").await;
+    let mut bob = member(&cluster[1], "bob", "lobby").await;
+    let mut carol = member(&cluster[2], "carol", "lobby").await;
+    const EACH: i64 = 60;
+
+    // alice (node 0) and bob (node 1) chat at once; meanwhile every subscriber
+    // connection of the bus is killed, twice.
+    let senders = async {
+        for n in 0..EACH {
+            alice
+                .send(json!({ "type": "chat", "room": "lobby", "content": n }))
+                .await;
+            bob.send(json!({ "type": "chat", "room": "lobby", "content": 1000 + n }))
+                .await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let killer = async {
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+        }
+    };
+    tokio::join!(senders, killer);
+
+    let total = (2 * EACH) as usize;
+    let at_alice = chats(&mut alice, total).await;
+    let at_bob = chats(&mut bob, total).await;
+    let at_carol = chats(&mut carol, total).await;
+    let mut mine: Vec<i64> = at_alice
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| *n < 1000)
+        .collect();
+    assert_eq!(
+        mine,
+        (0..EACH).collect::<Vec<_>>(),
+        "alice's own chats, in her order"
+    );
+    mine = at_carol
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| *n >= 1000)
+        .collect();
+    assert_eq!(
+        mine,
+        (1000..1000 + EACH).collect::<Vec<_>>(),
+        "bob's, in his order"
+    );
+    let expected = at_alice.clone();
+    assert_one_run("alice on node 0", &at_alice, &expected);
+    assert_one_run("bob on node 1", &at_bob, &expected);
+    assert_one_run("carol on node 2", &at_carol, &expected);
+    for client in [&mut alice, &mut bob, &mut carol] {
+        client.expect_silence(Duration::from_millis(500)).await;
+    }
+    // The bus really dropped them: every node had to subscribe again.
+    for node in &cluster.nodes {
+        let (_, health) = node.get("/healthz").await;
+        assert!(
+            health["broker"]["resubscribes"].as_u64() >= Some(2),
+            "{health}"
+        );
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn chats_cross_nodes_while_redis_is_down_and_live_again_once_it_is_back_empty() {
+    let (mut redis, cluster) = cluster_on_private_redis!(2);
+    let mut alice = member(&cluster[0], "alice", "lobby").await;
+    let mut bob = member(&cluster[1], "bob", "lobby").await;
+    assert_eq!(alice.wait_for("user_join").await["user"]["userId"], "bob");
+
+    redis.kill();
+    // Local delivery goes on, and the sender hears its reply.
+    alice
+        .send(json!({ "type": "chat", "room": "lobby", "content": 1, "id": "during" }))
+        .await;
+    assert_eq!(chats(&mut alice, 1).await[0].0, 1);
+    // bob, on the other node, gets it through the position check.
+    let got = chats(&mut bob, 1).await;
+    assert_eq!(got[0].0, 1, "{got:?}");
+    // Degraded, not down: the node still serves its own connections.
+    for node in &cluster.nodes {
+        let health = health_becomes(node, "degraded").await;
+        assert_eq!(health["broker"]["connected"], false, "{health}");
+        assert_eq!(health["store"]["connected"], true, "{health}");
+    }
+
+    redis.restart().await;
+    // Once both nodes have subscribed again, a chat crosses live.
+    for node in &cluster.nodes {
+        let health = health_becomes(node, "ok").await;
+        assert!(
+            health["broker"]["resubscribes"].as_u64() >= Some(1),
+            "{health}"
+        );
+    }
+    bob.send(json!({ "type": "chat", "room": "lobby", "content": 2 }))
+        .await;
+    let got = chats(&mut alice, 1).await;
+    assert_eq!(got[0].0, 2, "{got:?}");
+    assert_eq!(chats(&mut bob, 1).await[0].0, 2, "bob's own, once");
+    let (status, body) = cluster[1]
+        .post(
+            "/api/broadcast",
+            json!({ "to": { "room": "lobby" }, "message": { "type": "notice" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        alice.wait_for("notice").await["type"],
+        "notice",
+        "live again"
+    );
+    cluster.stop().await;
+}

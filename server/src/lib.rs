@@ -23,6 +23,7 @@ pub mod handler;
 pub mod hub;
 pub mod metrics;
 pub mod model;
+pub mod presence;
 mod server;
 mod session;
 mod stats;

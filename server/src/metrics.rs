@@ -61,6 +61,7 @@ struct BrokerGauges {
     received: Gauge<i64, std::sync::atomic::AtomicI64>,
     publish_failures: Gauge<i64, std::sync::atomic::AtomicI64>,
     resubscribes: Gauge<i64, std::sync::atomic::AtomicI64>,
+    reaped_nodes: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -177,6 +178,11 @@ impl Metrics {
                 "Times the bus subscription was restarted",
                 &b.resubscribes,
             ),
+            (
+                "cluster_reaped_nodes",
+                "Dead nodes whose presence this node reaped",
+                &b.reaped_nodes,
+            ),
         ] {
             registry.register(name, help, gauge.clone());
         }
@@ -220,6 +226,7 @@ impl Metrics {
         b.received.set(count(health.received));
         b.publish_failures.set(count(health.publish_failures));
         b.resubscribes.set(count(health.resubscribes));
+        b.reaped_nodes.set(count(health.reaped_nodes));
     }
 
     /// The Prometheus text exposition.

@@ -42,6 +42,7 @@ impl Cluster {
         for _ in 0..n {
             cluster.add(settings.clone()).await;
         }
+        cluster.settled().await;
         Some(cluster)
     }
 
@@ -51,6 +52,25 @@ impl Cluster {
         let node = TestServer::with(self.settings(index, settings)).await;
         self.nodes.push(node);
         index
+    }
+
+    /// Waits until every node counts every node live (one heartbeat after the last
+    /// start), as a cluster in service does.
+    pub async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        for node in &self.nodes {
+            loop {
+                let (_, health) = node.get("/healthz").await;
+                if health["broker"]["nodes"].as_u64() >= Some(self.nodes.len() as u64) {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the nodes never all saw each other: {health}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
     }
 
     /// The settings node `index` runs with.

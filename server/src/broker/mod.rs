@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 pub use self::local::LocalBroker;
 pub use self::redis::{RedisBroker, RedisOptions};
 use crate::ServerError;
-use crate::model::{AckOutcome, ConnectionInfo};
+use crate::model::{AckOutcome, ConnectionInfo, RoomOptions};
 
 /// Who a delivery is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +162,9 @@ pub enum NodeRequest {
     RemoveMember(ClientId, RoomName),
     /// Remove every member of a room (it is being deleted).
     ClearRoom(RoomName),
+    /// Create a room with these options, or set an existing one's (an API room, which
+    /// every node then knows, so that its roles and `maxClients` hold on every node).
+    ConfigureRoom(RoomName, RoomOptions),
 }
 
 /// The answer to a [`NodeRequest`].
@@ -199,6 +202,28 @@ pub struct BrokerHealth {
     pub publish_failures: u64,
     /// Subscriber restarts (connection lost, or its own heartbeat unheard).
     pub resubscribes: u64,
+    /// Dead nodes whose presence this node reaped.
+    pub reaped_nodes: u64,
+}
+
+/// What a node knows of its own presence (see [`LocalSide::presence_snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PresenceSnapshot {
+    /// Each room with members here.
+    pub rooms: Vec<RoomPresence>,
+    /// Each authenticated connection here, by user.
+    pub connections: Vec<(UserId, ClientId)>,
+}
+
+/// One room's members on this node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomPresence {
+    /// The room.
+    pub name: RoomName,
+    /// Its users here, in join order.
+    pub users: Vec<roomcast_protocol::User>,
+    /// Its connections here.
+    pub connections: usize,
 }
 
 /// A future of the local side.
@@ -221,6 +246,18 @@ pub trait LocalSide: Send + Sync + 'static {
     /// periodically, since a bus may lose the last chats without a later one showing
     /// the gap.
     fn check_positions(&self) -> LocalFuture<()>;
+
+    /// This node's part of the cluster's presence, from local truth: what a cluster
+    /// broker writes back when its keys were lost.
+    fn presence_snapshot(&self) -> PresenceSnapshot;
+
+    /// The members of a dead node have left `room` for good (no live node has them):
+    /// the room hears `user_leave` for each, as if they had left.
+    fn announce_leaves(
+        &self,
+        room: RoomName,
+        users: Vec<roomcast_protocol::User>,
+    ) -> LocalFuture<()>;
 }
 
 /// Fans deliveries out to every node, and routes connection operations to their node.
@@ -268,6 +305,12 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// delivery.
     fn stop(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
+    }
+
+    /// The cluster's presence, kept on the broker's bus; `None` for a single node, whose
+    /// hub keeps its own.
+    fn presence(&self) -> Option<Arc<dyn crate::presence::Presence>> {
+        None
     }
 
     /// How the broker is doing, for `/healthz` and `/metrics`.

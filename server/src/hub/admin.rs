@@ -196,6 +196,10 @@ impl Hub {
                 NodeAnswer::Removed
             }
             NodeRequest::ClearRoom(room) => NodeAnswer::Count(self.clear_local_room(&room).await),
+            NodeRequest::ConfigureRoom(room, options) => {
+                let (_, created) = self.inner.rooms.configure(&room, options);
+                NodeAnswer::Count(usize::from(created))
+            }
         })
     }
 

@@ -21,7 +21,7 @@ use super::{Hub, Inner, acks};
 use crate::ServerError;
 use crate::broker::{
     AckRequest, AckResults, Delivery, Frame, LocalFuture, LocalSide, NodeAnswer, NodeRequest,
-    Reach, Target,
+    PresenceSnapshot, Reach, RoomPresence, Target,
 };
 use crate::metrics::Metrics;
 
@@ -164,6 +164,43 @@ impl LocalSide for Local {
     fn handle(&self, request: NodeRequest) -> LocalFuture<Result<NodeAnswer, ServerError>> {
         let hub = self.hub();
         Box::pin(async move { hub?.answer(request).await })
+    }
+
+    fn presence_snapshot(&self) -> PresenceSnapshot {
+        let rooms = self
+            .rooms
+            .all()
+            .into_iter()
+            .filter(|room| room.has_members())
+            .map(|room| {
+                let members = room.members();
+                RoomPresence {
+                    name: room.name.clone(),
+                    users: members.user_list(usize::MAX),
+                    connections: members.conns.len(),
+                }
+            })
+            .collect();
+        let mut connections = Vec::new();
+        self.registry.for_each_authenticated(|conn| {
+            if let Some(user) = conn.user() {
+                connections.push((user.user_id.clone(), conn.id.clone()));
+            }
+        });
+        PresenceSnapshot { rooms, connections }
+    }
+
+    fn announce_leaves(
+        &self,
+        room: roomcast_protocol::RoomName,
+        users: Vec<roomcast_protocol::User>,
+    ) -> LocalFuture<()> {
+        let hub = self.hub();
+        Box::pin(async move {
+            if let Ok(hub) = hub {
+                hub.announce_leaves(&room, users).await;
+            }
+        })
     }
 
     fn check_positions(&self) -> LocalFuture<()> {

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use roomcast_protocol::User;
 use roomcast_protocol::{ErrorCode, JoinReply, MessageId, RoomName, ServerMessage};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::admin::unexpected;
 use super::room::{Entered, Removed};
@@ -70,6 +71,10 @@ impl Hub {
             if let Err(err) = self.place_cursor(&room).await {
                 break Err(err);
             }
+            let elsewhere = match self.cluster_entry(&room, already).await {
+                Ok(elsewhere) => elsewhere,
+                Err(err) => break Err(err),
+            };
             // With `since`, hold the room's cursor from entering until the replay is
             // queued: every chat up to the hold's position is stored (and replayed), every
             // later one waits and follows live, so none is seen twice or not at all.
@@ -77,7 +82,12 @@ impl Hub {
                 Some(_) => room.cursor.hold(),
                 None => None,
             };
-            let entered = room.enter(conn, &user, already, limit, |list| self.send(conn, list));
+            let entered = room.enter(conn, &user, already, limit, elsewhere, |list| {
+                self.send(conn, list);
+            });
+            if !already && !matches!(entered, Ok(Ok(_))) {
+                self.free_seat(name).await;
+            }
             if let (Ok(Ok(_)), Some(since), Some(hold)) = (&entered, since, &hold) {
                 (joined.replayed, joined.recovered) =
                     self.replay(conn, name, since, hold.position).await;
@@ -133,6 +143,63 @@ impl Hub {
         Ok(joined)
     }
 
+    /// The cluster's part of a join, before the member enters: a seat under the room's
+    /// `maxClients` on every node (`room_full` when there is none), and who is in the room
+    /// on the other nodes, for the joiner's `user_list` (`None` on a single node).
+    async fn cluster_entry(
+        &self,
+        room: &super::room::Room,
+        already: bool,
+    ) -> Result<Option<Vec<User>>, ServerError> {
+        let presence = &self.inner.presence;
+        if !already {
+            let max = room.options().max_clients;
+            let seated = presence.take_seat(&room.name, max).await.unwrap_or_else(|err| {
+                // The room's own count still holds on this node.
+                warn!(room = %room.name, cause = %err, "presence unavailable: seat not counted");
+                true
+            });
+            if !seated {
+                return Err(ServerError::request(
+                    ErrorCode::RoomFull,
+                    format!("room {} is full", room.name),
+                ));
+            }
+        }
+        Ok(presence.members(&room.name).await.unwrap_or_else(|err| {
+            warn!(room = %room.name, cause = %err, "presence unavailable: user_list of this node only");
+            None
+        }))
+    }
+
+    async fn free_seat(&self, room: &RoomName) {
+        if let Err(err) = self.inner.presence.free_seat(room).await {
+            warn!(%room, cause = %err, "presence unavailable: seat not given back");
+        }
+    }
+
+    /// `user_leave` in `room` for each of `users`, who were on a node that died and are
+    /// on no other: unless the room, as this node knows it, announces no presence.
+    pub(super) async fn announce_leaves(&self, room: &RoomName, users: Vec<User>) {
+        if self
+            .inner
+            .rooms
+            .get(room)
+            .is_some_and(|r| !r.options().presence)
+        {
+            return;
+        }
+        for user in users {
+            let message = ServerMessage::UserLeave {
+                room: room.clone(),
+                user,
+                timestamp: now_ms(),
+            };
+            self.publish_quietly(Delivery::new(Target::Room(room.clone()), frame(&message)))
+                .await;
+        }
+    }
+
     /// Whether a presence question answered yes; a failure counts as yes, so a room
     /// hears one notice too many rather than none.
     async fn presence_says(&self, answer: super::PresenceFuture<'_, bool>) -> bool {
@@ -154,7 +221,14 @@ impl Hub {
         // The cursor stays: if the node stops hearing the room, the next first member
         // moves it up to the room's stored position (see `place_cursor`).
         self.inner.broker.unwatch_room(name).await;
+        self.free_seat(name).await;
+        // At shutdown the node leaves its presence to be reaped one TTL after its last
+        // heartbeat: a user who reconnects to another node meanwhile never "left", and
+        // the rest hear `user_leave` from the reaper (no leave-and-join storm at a
+        // deploy).
+        let draining = self.inner.shutdown.is_cancelled();
         if let Some(user) = exited.last
+            && !draining
             && self
                 .presence_says(self.inner.presence.left(name, &user))
                 .await
@@ -224,7 +298,14 @@ impl Hub {
         } else {
             self.inner.store.delete_room(name).await?;
         }
-        Ok(self.inner.rooms.configure(name, options))
+        let configured = self.inner.rooms.configure(name, options.clone());
+        // Every other node learns the room too (this one's second configure changes
+        // nothing).
+        self.inner
+            .broker
+            .request(NodeRequest::ConfigureRoom(name.clone(), options))
+            .await?;
+        Ok(configured)
     }
 
     /// Every room, by name.

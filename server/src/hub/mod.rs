@@ -48,7 +48,6 @@ pub use self::conn::ConnHandle;
 use self::local::Local;
 pub use self::messaging::{Notified, notification_message};
 use self::presence::LocalPresence;
-pub use self::presence::{Presence, PresenceFuture};
 pub use self::registry::ConnectionPermit;
 pub(crate) use self::registry::Registration;
 use self::registry::Registry;
@@ -63,6 +62,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::metrics::Metrics;
 pub use crate::model::{AckOutcome, ConnectionInfo, RoomOptions};
+pub use crate::presence::{Presence, PresenceFuture};
 use crate::store::Store;
 
 /// Serializes a server message once, into the shared frame every recipient gets.
@@ -127,7 +127,10 @@ impl Hub {
         ));
         let rooms = Arc::new(Rooms::new(metrics.clone()));
         let topics = Arc::new(Topics::default());
-        let presence = Arc::new(LocalPresence::new(registry.clone(), rooms.clone()));
+        // A cluster broker brings the cluster's presence; one node keeps its own.
+        let presence = broker
+            .presence()
+            .unwrap_or_else(|| Arc::new(LocalPresence::new(registry.clone())));
         let inner = Arc::new(Inner {
             auth,
             broker: broker.clone(),

@@ -1,60 +1,22 @@
-//! [`Presence`]: the questions about users that span every node, asked in one place.
-//! The single-node [`LocalPresence`] answers from this node's registry and rooms, which
-//! is today's behaviour; a cluster presence answers from its shared registry (CLUSTER.md
-//! §2.4, §2.5) behind the same trait.
-//!
-//! The hub asks only at the moments a node can see: when a user's *first* connection on
-//! this node enters a room, or its *last* one leaves (is that true of the whole
-//! cluster?), and when a connection claims a slot under the per-user limit. Each room's
-//! own member list is still kept under the room's lock, so the joiner's `user_list`
-//! keeps its place before the room's later traffic.
+//! [`LocalPresence`]: one node's answers to the [`Presence`] questions, from this node's
+//! registry and rooms; what a single node has always done.
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use roomcast_protocol::{ClientId, RoomName, User, UserId};
 
 use super::registry::Registry;
-use super::rooms::Rooms;
-use crate::ServerError;
-
-/// A presence call's future.
-pub type PresenceFuture<'a, T> = BoxFuture<'a, Result<T, ServerError>>;
-
-/// Who is connected and where, across every node.
-pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
-    /// Claims one of `user`'s `limit` connection slots for `client`; `false` when the
-    /// user has them all. Called with the user's admission lock held.
-    fn claim(&self, user: &UserId, client: &ClientId, limit: usize) -> PresenceFuture<'_, bool>;
-
-    /// Gives back what [`Self::claim`] took, when the connection goes.
-    fn release(&self, user: &UserId, client: &ClientId) -> PresenceFuture<'_, ()>;
-
-    /// Whether `user` has a connection anywhere.
-    fn is_online(&self, user: &UserId) -> PresenceFuture<'_, bool>;
-
-    /// The user's first connection on this node entered `room`: is it the user's first
-    /// in the room anywhere (so the room hears `user_join`)?
-    fn entered(&self, room: &RoomName, user: &User) -> PresenceFuture<'_, bool>;
-
-    /// The user's last connection on this node left `room`: is none of its connections
-    /// left in the room anywhere (so the room hears `user_leave`)?
-    fn left(&self, room: &RoomName, user: &User) -> PresenceFuture<'_, bool>;
-
-    /// Who is in `room`: at most `limit` users in join order, and how many in all.
-    fn members(&self, room: &RoomName, limit: usize) -> PresenceFuture<'_, (Vec<User>, u64)>;
-}
+use crate::presence::{Presence, PresenceFuture};
 
 /// One node's presence: everything it needs to know is on this node.
 #[derive(Debug)]
 pub(crate) struct LocalPresence {
     registry: Arc<Registry>,
-    rooms: Arc<Rooms>,
 }
 
 impl LocalPresence {
-    pub(crate) fn new(registry: Arc<Registry>, rooms: Arc<Rooms>) -> Self {
-        Self { registry, rooms }
+    pub(crate) fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
     }
 }
 
@@ -86,12 +48,16 @@ impl Presence for LocalPresence {
         ready(true)
     }
 
-    fn members(&self, room: &RoomName, limit: usize) -> PresenceFuture<'_, (Vec<User>, u64)> {
-        ready(
-            self.rooms
-                .get(room)
-                .map(|room| room.user_list(limit))
-                .unwrap_or_default(),
-        )
+    fn take_seat(&self, _room: &RoomName, _max: Option<usize>) -> PresenceFuture<'_, bool> {
+        // The room counts its members under its own lock (`Room::enter`).
+        ready(true)
+    }
+
+    fn free_seat(&self, _room: &RoomName) -> PresenceFuture<'_, ()> {
+        ready(())
+    }
+
+    fn members(&self, _room: &RoomName) -> PresenceFuture<'_, Option<Vec<User>>> {
+        ready(None)
     }
 }

@@ -49,6 +49,25 @@ impl Members {
     }
 }
 
+impl Members {
+    /// The users of every node (`cluster`, in join order) with this node's (which the
+    /// cluster may not list yet, the joiner among them), each once: at most `limit` of
+    /// them, and how many in all.
+    fn merged_list(&self, cluster: Vec<User>, limit: usize) -> (Vec<User>, u64) {
+        let mut seen: std::collections::HashSet<UserId> =
+            cluster.iter().map(|u| u.user_id.clone()).collect();
+        let mut all = cluster;
+        for user in self.user_list(usize::MAX) {
+            if seen.insert(user.user_id.clone()) {
+                all.push(user);
+            }
+        }
+        let count = all.len() as u64;
+        all.truncate(limit);
+        (all, count)
+    }
+}
+
 /// What [`Room::enter`] tells the joiner's caller.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entered {
@@ -161,6 +180,7 @@ impl Room {
         user: &Arc<User>,
         already: bool,
         presence_limit: usize,
+        elsewhere: Option<Vec<User>>,
         queue: impl FnOnce(&ServerMessage),
     ) -> Result<Result<Entered, ServerError>, Removed> {
         let options = self.options();
@@ -206,10 +226,17 @@ impl Room {
                 members.next_seq += 1;
             }
         }
+        let (users, count) = match elsewhere {
+            None => (
+                members.user_list(presence_limit),
+                members.users.len() as u64,
+            ),
+            Some(cluster) => members.merged_list(cluster, presence_limit),
+        };
         queue(&ServerMessage::UserList {
             room: self.name.clone(),
-            users: members.user_list(presence_limit),
-            count: members.users.len() as u64,
+            users,
+            count,
             timestamp: now_ms(),
         });
         Ok(Ok(Entered {
@@ -259,12 +286,6 @@ impl Room {
     /// Calls `f` for each member connection. Holds the read lock: `f` must not block.
     pub(crate) fn for_each_member(&self, f: impl FnMut(&Arc<ConnHandle>)) {
         self.members().conns.values().for_each(f);
-    }
-
-    /// At most `limit` of the room's users in join order, and how many in all.
-    pub(crate) fn user_list(&self, limit: usize) -> (Vec<User>, u64) {
-        let members = self.members();
-        (members.user_list(limit), members.users.len() as u64)
     }
 
     /// The member connections.

@@ -16,7 +16,9 @@
 //! waiting requests; [`subscriber`] owns the subscription, [`nodes`] the heartbeat.
 
 mod nodes;
+mod presence;
 mod publisher;
+mod reaper;
 mod replies;
 mod subscriber;
 mod wire;
@@ -129,6 +131,7 @@ struct Counters {
     received: AtomicU64,
     publish_failures: AtomicU64,
     resubscribes: AtomicU64,
+    reaped: AtomicU64,
     nodes: AtomicU64,
     subscribed: AtomicBool,
     commands_ok: AtomicBool,
@@ -326,7 +329,10 @@ impl Broker for RedisBroker {
             // Serve only once this node hears the bus, so nothing published to it after
             // it accepts its first connection is missed.
             match tokio::time::timeout(PROBE, ready_rx).await {
-                Ok(Ok(())) => Ok(()),
+                Ok(Ok(())) => {
+                    nodes::once(shared).await;
+                    Ok(())
+                }
                 _ => Err(ServerError::Broker(format!(
                     "cannot subscribe on Redis at {}",
                     shared.options.url
@@ -450,6 +456,10 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn presence(&self) -> Option<Arc<dyn crate::presence::Presence>> {
+        Some(Arc::new(presence::RedisPresence::new(self.shared.clone())))
+    }
+
     fn health(&self) -> BrokerHealth {
         let c = &self.shared.counters;
         BrokerHealth {
@@ -461,6 +471,7 @@ impl Broker for RedisBroker {
             received: c.received.load(Ordering::Relaxed),
             publish_failures: c.publish_failures.load(Ordering::Relaxed),
             resubscribes: c.resubscribes.load(Ordering::Relaxed),
+            reaped_nodes: c.reaped.load(Ordering::Relaxed),
         }
     }
 }
@@ -469,7 +480,10 @@ impl Broker for RedisBroker {
 fn owned_by_one(request: &NodeRequest) -> bool {
     !matches!(
         request,
-        NodeRequest::List { .. } | NodeRequest::DisconnectAll | NodeRequest::ClearRoom(_)
+        NodeRequest::List { .. }
+            | NodeRequest::DisconnectAll
+            | NodeRequest::ClearRoom(_)
+            | NodeRequest::ConfigureRoom(..)
     )
 }
 

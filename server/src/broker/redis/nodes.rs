@@ -1,14 +1,15 @@
 //! The node heartbeat: every interval this node records itself in `P:nodes` (a sorted
 //! set of node → last beat, ms), refreshes its own key `P:node:<id>` (which expires one
-//! TTL after the last beat), reads how many nodes beat within the TTL, and publishes a
-//! heartbeat on `P:ctl`. Its own heartbeat coming back through the subscription is the
-//! subscriber's liveness probe. Reaping dead nodes' members builds on `P:nodes`.
+//! TTL after the last beat), reads which nodes beat within the TTL (the live set the
+//! presence scripts are given) and which did not (reaped, see [`reaper`]), and publishes
+//! a heartbeat on `P:ctl`. Its own heartbeat coming back through the subscription is the
+//! subscriber's liveness probe.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::Shared;
 use super::wire::{self, Header, Kind};
+use super::{Shared, reaper};
 use crate::clock::now_ms;
 
 /// Beats until the broker stops.
@@ -42,37 +43,54 @@ pub(super) async fn check_positions(shared: Arc<Shared>) {
     }
 }
 
-async fn once(shared: &Shared) {
+/// One beat (also run at start, so that the node is live before it serves).
+pub(super) async fn once(shared: &Shared) {
     let now = now_ms();
     let ttl = shared.options.ttl.as_millis() as u64;
     let message = wire::encode(&Header::new(shared.node(), Kind::Heartbeat), b"");
+    let nodes = shared.channel("nodes");
     let mut commands = shared.commands.clone();
+    // `XX`: the node key is only refreshed, never created, here. When it is missing this
+    // node was reaped, or Redis lost its data (a restart): the node rewrites its keys.
     let beat = redis::pipe()
-        .cmd("ZADD")
-        .arg(shared.channel("nodes"))
-        .arg(now)
-        .arg(shared.node())
-        .ignore()
         .cmd("SET")
         .arg(shared.node_channel(shared.node()))
         .arg(now)
         .arg("PX")
         .arg(ttl)
+        .arg("XX")
+        .cmd("ZADD")
+        .arg(&nodes)
+        .arg(now)
+        .arg(shared.node())
         .ignore()
-        .cmd("ZCOUNT")
-        .arg(shared.channel("nodes"))
+        .cmd("ZRANGEBYSCORE")
+        .arg(&nodes)
         .arg(now.saturating_sub(ttl))
         .arg("+inf")
+        .cmd("ZRANGEBYSCORE")
+        .arg(&nodes)
+        .arg("-inf")
+        .arg(format!("({}", now.saturating_sub(ttl)))
         .cmd("PUBLISH")
         .arg(shared.channel("ctl"))
         .arg(message)
         .ignore()
-        .query_async::<(u64,)>(&mut commands)
+        .query_async::<(Option<String>, Vec<String>, Vec<String>)>(&mut commands)
         .await;
     match beat {
-        Ok((nodes,)) => {
-            shared.counters.nodes.store(nodes, Ordering::Relaxed);
+        Ok((refreshed, live, dead)) => {
+            shared
+                .counters
+                .nodes
+                .store(live.len() as u64, Ordering::Relaxed);
             shared.counters.commands_ok.store(true, Ordering::Relaxed);
+            if refreshed.is_none() {
+                reaper::rebuild(shared).await;
+            }
+            for node in dead {
+                reaper::reap(shared, &node).await;
+            }
         }
         Err(err) => {
             shared.counters.commands_ok.store(false, Ordering::Relaxed);

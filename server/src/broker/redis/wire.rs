@@ -174,6 +174,11 @@ pub(super) fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|e| unreachable!("plain data serializes: {e}"))
 }
 
+/// JSON text of plain data.
+pub(super) fn json_string<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| unreachable!("plain data serializes: {e}"))
+}
+
 /// The header and payload of a message from the bus.
 ///
 /// # Errors

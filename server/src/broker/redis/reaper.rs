@@ -1,0 +1,211 @@
+//! Dead nodes and lost keys (CLUSTER.md §2.4).
+//!
+//! - [`reap`]: a node that has not beaten within the TTL is dead. One live node (the one
+//!   that takes `P:reap:<dead>`) deletes the dead node's presence, room by room, and has
+//!   the local side announce `user_leave` for the users no live node still has there;
+//!   then it drops the dead node's connections from the users' registries. A script per
+//!   room does the delete and the "still here?" check at once, and does nothing if the
+//!   dead node's key is back (it was only slow, and rewrote its keys).
+//! - [`rebuild`]: a node whose own key is gone (it was reaped while slow, or Redis
+//!   restarted empty) rewrites every key it owns from what it knows, announcing nothing:
+//!   no join storm after a Redis restart.
+
+use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
+
+use redis::Script;
+use roomcast_protocol::{RoomName, User};
+use tracing::{info, warn};
+
+use super::Shared;
+
+/// How long one node keeps the right to reap a dead one.
+const REAP_LOCK_MS: u64 = 30_000;
+
+/// Deletes a dead node's hash of one room; returns the entries of the users no live
+/// node has there any more. KEYS: the dead node's hash, the room's node set, the room's
+/// seats, the dead node's key, `P:nodes`. ARGV: dead node, hash prefix, cutoff.
+static REAP_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
+local entries = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+local live = redis.call('ZRANGEBYSCORE', KEYS[5], ARGV[3], '+inf')
+local gone = {}
+for i = 1, #entries, 2 do
+  local still = false
+  for _, n in ipairs(live) do
+    if n ~= ARGV[1] and redis.call('HEXISTS', ARGV[2] .. n, entries[i]) == 1 then
+      still = true
+      break
+    end
+  end
+  if not still then gone[#gone + 1] = entries[i + 1] end
+end
+return gone
+",
+    )
+});
+
+/// Drops a dead node's connections from one user's registry. KEYS: the user's hash.
+/// ARGV: dead node.
+static REAP_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if fields[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[1], fields[i]) end
+end
+return 0
+",
+    )
+});
+
+/// Reaps `dead` unless another node does.
+pub(super) async fn reap(shared: &Shared, dead: &str) {
+    if dead == shared.node() {
+        // This node was taken for dead (it was slow): its next beat rewrites its keys.
+        return;
+    }
+    let mut commands = shared.commands.clone();
+    let lock: redis::RedisResult<Option<String>> = redis::cmd("SET")
+        .arg(format!("{}:reap:{dead}", shared.options.prefix))
+        .arg(shared.node())
+        .arg("NX")
+        .arg("PX")
+        .arg(REAP_LOCK_MS)
+        .query_async(&mut commands)
+        .await;
+    if !matches!(lock, Ok(Some(_))) {
+        return;
+    }
+    match reap_node(shared, dead).await {
+        Ok(rooms) => {
+            shared.counters.reaped.fetch_add(1, Ordering::Relaxed);
+            info!(node = dead, rooms, "reaped a dead node's presence");
+        }
+        Err(err) => {
+            warn!(node = dead, cause = %err, "reaping a dead node failed; retried at the next beat");
+        }
+    }
+}
+
+async fn reap_node(shared: &Shared, dead: &str) -> redis::RedisResult<usize> {
+    let mut commands = shared.commands.clone();
+    let rooms: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(shared.node_key(dead, "rooms"))
+        .query_async(&mut commands)
+        .await?;
+    for name in &rooms {
+        let Ok(room) = RoomName::new(name.as_str()) else {
+            continue;
+        };
+        let mut invocation = REAP_ROOM.key(shared.room_hash(&room, dead));
+        invocation
+            .key(shared.room_key(&room, "nodes"))
+            .key(shared.room_key(&room, "seats"))
+            .key(shared.node_channel(dead))
+            .key(shared.channel("nodes"))
+            .arg(dead)
+            .arg(shared.room_hash_prefix(&room))
+            .arg(shared.live_cutoff());
+        let gone: Vec<String> = invocation.invoke_async(&mut commands).await?;
+        let users: Vec<User> = gone
+            .iter()
+            .filter_map(|raw| serde_json::from_str::<super::presence::Entry>(raw).ok())
+            .map(|entry| entry.user)
+            .collect();
+        if !users.is_empty()
+            && let Ok(local) = shared.local()
+        {
+            local.announce_leaves(room, users).await;
+        }
+    }
+    let users: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(shared.node_key(dead, "users"))
+        .query_async(&mut commands)
+        .await?;
+    for user in &users {
+        REAP_USER
+            .key(format!("{}:u:{user}", shared.options.prefix))
+            .arg(dead)
+            .invoke_async::<i64>(&mut commands)
+            .await?;
+    }
+    redis::pipe()
+        .cmd("DEL")
+        .arg(shared.node_key(dead, "rooms"))
+        .arg(shared.node_key(dead, "users"))
+        .ignore()
+        .cmd("ZREM")
+        .arg(shared.channel("nodes"))
+        .arg(dead)
+        .ignore()
+        .query_async::<()>(&mut commands)
+        .await?;
+    Ok(rooms.len())
+}
+
+/// Rewrites every key this node owns from the local side's snapshot, then its node key.
+pub(super) async fn rebuild(shared: &Shared) {
+    let Ok(local) = shared.local() else { return };
+    let snapshot = local.presence_snapshot();
+    let node = shared.node();
+    let mut pipe = redis::pipe();
+    for room in &snapshot.rooms {
+        for user in &room.users {
+            pipe.cmd("HSET")
+                .arg(shared.room_hash(&room.name, node))
+                .arg(user.user_id.as_str())
+                .arg(Shared::entry(user))
+                .ignore();
+        }
+        if !room.users.is_empty() {
+            pipe.cmd("SADD")
+                .arg(shared.room_key(&room.name, "nodes"))
+                .arg(node)
+                .ignore();
+        }
+        pipe.cmd("HSET")
+            .arg(shared.room_key(&room.name, "seats"))
+            .arg(node)
+            .arg(room.connections)
+            .ignore()
+            .cmd("SADD")
+            .arg(shared.node_key(node, "rooms"))
+            .arg(room.name.as_str())
+            .ignore();
+    }
+    for (user, client) in &snapshot.connections {
+        pipe.cmd("HSET")
+            .arg(shared.user_key(user))
+            .arg(client.as_str())
+            .arg(node)
+            .ignore()
+            .cmd("SADD")
+            .arg(shared.node_key(node, "users"))
+            .arg(user.as_str())
+            .ignore();
+    }
+    pipe.cmd("SET")
+        .arg(shared.node_channel(node))
+        .arg(crate::clock::now_ms())
+        .arg("PX")
+        .arg(shared.options.ttl.as_millis() as u64)
+        .ignore();
+    let mut commands = shared.commands.clone();
+    match pipe.query_async::<()>(&mut commands).await {
+        Ok(()) => info!(
+            node,
+            rooms = snapshot.rooms.len(),
+            connections = snapshot.connections.len(),
+            "this node's presence keys written"
+        ),
+        Err(err) => {
+            warn!(node, cause = %err, "this node's presence keys not written; retried at the next beat");
+        }
+    }
+}

@@ -57,11 +57,31 @@ impl ServerError {
     }
 
     /// The message to show a client: request errors explain themselves; internal failures
-    /// are not detailed on the wire (they are logged).
+    /// are not detailed on the wire (they are logged). A store failure says that much, so
+    /// a client knows the request may succeed when retried, but never why (which server,
+    /// which statement).
     pub fn public_message(&self) -> String {
         match self {
             Self::Request { message, .. } => message.clone(),
+            Self::Store(_) => STORE_UNAVAILABLE.to_owned(),
             _ => "internal server error".to_owned(),
         }
+    }
+}
+
+/// What a client is told when the store failed (the code is `internal`).
+const STORE_UNAVAILABLE: &str = "store unavailable, try again";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_say_so_without_the_details() {
+        let err = ServerError::Store("store unavailable: cannot reach db.internal:5432".into());
+        assert_eq!(err.code(), ErrorCode::Internal);
+        assert_eq!(err.public_message(), STORE_UNAVAILABLE);
+        let err = ServerError::Broker("redis at 10.0.0.7 gone".into());
+        assert_eq!(err.public_message(), "internal server error");
     }
 }

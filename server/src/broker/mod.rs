@@ -127,12 +127,15 @@ pub struct AckRequest {
 
 /// How many a delivery reached (on this node, or on every node for
 /// [`Broker::publish_counted`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reach {
     /// Connections that got the frame.
     pub connections: usize,
     /// For topics: subscribed users with at least one selected item.
     pub users: usize,
+    /// For topics: those users, so that a user reached on two nodes counts once.
+    #[serde(default)]
+    pub user_ids: Vec<UserId>,
 }
 
 /// Per-client outcomes of an acknowledged delivery.
@@ -162,6 +165,8 @@ pub enum NodeRequest {
     RemoveMember(ClientId, RoomName),
     /// Remove every member of a room (it is being deleted).
     ClearRoom(RoomName),
+    /// Read a user's topic subscriptions again (they changed on another node).
+    ReloadSubscriptions(UserId),
     /// Create a room with these options, or set an existing one's (an API room, which
     /// every node then knows, so that its roles and `maxClients` hold on every node).
     ConfigureRoom(RoomName, RoomOptions),

@@ -196,6 +196,10 @@ impl Hub {
                 NodeAnswer::Removed
             }
             NodeRequest::ClearRoom(room) => NodeAnswer::Count(self.clear_local_room(&room).await),
+            NodeRequest::ReloadSubscriptions(user) => {
+                self.reload_subscriptions(&user).await;
+                NodeAnswer::Count(0)
+            }
             NodeRequest::ConfigureRoom(room, options) => {
                 let (_, created) = self.inner.rooms.configure(&room, options);
                 NodeAnswer::Count(usize::from(created))

@@ -161,6 +161,7 @@ impl Topics {
                 Outgoing::new(Utf8Bytes::from(text), threshold)
             });
             reach.users += 1;
+            reach.user_ids.push(user.clone());
             registry.for_each_of_user(&user, |conn| {
                 if Some(&conn.id) != except && send_outgoing(metrics, conn, outgoing) {
                     reach.connections += 1;
@@ -219,7 +220,39 @@ impl Hub {
         self.inner
             .topics
             .index(&user.user_id, topic, keys.iter().cloned().collect());
+        drop(_turn);
+        self.subscriptions_changed(&user.user_id).await;
         Ok(keys)
+    }
+
+    /// Tells every node that `user`'s subscriptions changed, so that its connections on
+    /// any node receive what they now select. A node that does not answer reloads at the
+    /// user's next connection there; the change itself is stored.
+    async fn subscriptions_changed(&self, user: &UserId) {
+        let request = crate::broker::NodeRequest::ReloadSubscriptions(user.clone());
+        if let Err(err) = self.inner.broker.request(request).await {
+            warn!(%user, cause = %err, "other nodes not told of a subscription change");
+        }
+    }
+
+    /// Reads `user`'s subscriptions again if this node has them loaded (another node
+    /// changed them).
+    pub(super) async fn reload_subscriptions(&self, user: &UserId) {
+        let _turn = self.inner.user_locks.lock(user).await;
+        if !self.inner.topics.is_loaded(user) {
+            return;
+        }
+        match self.inner.store.subscriptions(user).await {
+            Ok(list) => {
+                let topics = &self.inner.topics;
+                topics.forget_user(user);
+                topics.subs.insert(user.clone(), HashMap::new());
+                for (topic, keys) in list {
+                    topics.index(user, &topic, keys.into_iter().collect());
+                }
+            }
+            Err(err) => warn!(%user, cause = %err, "subscriptions not reloaded"),
+        }
     }
 
     /// Removes `conn`'s user's subscription to `topic`; returns whether there was one.
@@ -242,6 +275,8 @@ impl Hub {
             .remove_subscription(&user.user_id, topic)
             .await?;
         self.inner.topics.unindex(&user.user_id, topic);
+        drop(_turn);
+        self.subscriptions_changed(&user.user_id).await;
         Ok(removed)
     }
 

@@ -366,15 +366,19 @@ impl Broker for RedisBroker {
             }
             let (header, payload) = wire::delivery_message(shared.node(), &delivery);
             let channel = shared.target_channel(&delivery.target);
+            let mut users: std::collections::BTreeSet<_> = reach.user_ids.drain(..).collect();
             for (_, reply) in shared
                 .survey(&channel, header, &payload, SURVEY_TIMEOUT)
                 .await
             {
                 if let Reply::Reach(theirs) = reply {
                     reach.connections += theirs.connections;
-                    reach.users += theirs.users;
+                    users.extend(theirs.user_ids);
                 }
             }
+            // A user with connections on two nodes is one user.
+            reach.users = users.len().max(reach.users);
+            reach.user_ids = users.into_iter().collect();
             Ok(reach)
         })
     }
@@ -484,6 +488,7 @@ fn owned_by_one(request: &NodeRequest) -> bool {
             | NodeRequest::DisconnectAll
             | NodeRequest::ClearRoom(_)
             | NodeRequest::ConfigureRoom(..)
+            | NodeRequest::ReloadSubscriptions(_)
     )
 }
 

@@ -647,3 +647,44 @@ async fn kill_and_recover(redis: &RedisPrefix, store: &PgSchema) {
         x.before_reply
     );
 }
+
+/// The members of a node killed outright leave presence within the TTL and a heartbeat:
+/// a surviving node reaps them and the room hears `user_leave`, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_members_leave_the_room_within_the_ttl() {
+    let Some(redis) = RedisPrefix::create().await else {
+        return;
+    };
+    let Some(store) = PgSchema::create().await else {
+        return;
+    };
+    let mut a = Node::start("node-a", &redis, &store);
+    let b = Node::start("node-b", &redis, &store);
+    let mut watcher = member(b.addr, "watcher").await;
+    let _zed = member(a.addr, "zed").await;
+    let joined = next_json(&mut watcher, "watcher").await.expect("a notice");
+    assert_eq!(joined["type"], "user_join", "{joined}");
+    assert_eq!(joined["user"]["userId"], "zed", "{joined}");
+
+    a.kill();
+    let killed = std::time::Instant::now();
+    let left = next_json(&mut watcher, "watcher").await.expect("a notice");
+    assert_eq!(left["type"], "user_leave", "{left}");
+    assert_eq!(left["user"]["userId"], "zed", "{left}");
+    // TTL 1 s + heartbeat 200 ms, and a beat of slack for the reaper's own timing.
+    assert!(
+        killed.elapsed() < Duration::from_millis(2_500),
+        "zed left {:?} after the kill\n{}",
+        killed.elapsed(),
+        b.logs()
+    );
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(500),
+        next_json(&mut watcher, "watcher"),
+    )
+    .await;
+    assert!(
+        quiet.is_err(),
+        "one user_leave, nothing after it: {quiet:?}"
+    );
+}

@@ -202,5 +202,19 @@ async fn chats_cross_nodes_while_redis_is_down_and_live_again_once_it_is_back_em
         "notice",
         "live again"
     );
+    // Each node wrote its presence back into the empty Redis, and announced nothing:
+    // a newcomer sees both members, and alice heard no second user_join for bob.
+    let mut late = cluster[1].login("late").await;
+    let list = late.join("lobby").await;
+    let mut users: Vec<&str> = list["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["userId"].as_str())
+        .collect();
+    users.sort_unstable();
+    assert_eq!(users, ["alice", "bob", "late"], "{list}");
+    let join = alice.wait_for("user_join").await;
+    assert_eq!(join["user"]["userId"], "late", "no storm of joins: {join}");
     cluster.stop().await;
 }

@@ -219,6 +219,11 @@ mod tests {
             body_of(ApiError::from(ServerError::Store("disk on fire".into()))).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(
+            body["error"]["message"], "store unavailable, try again",
+            "a store failure says so, not why"
+        );
+        let (_, body) = body_of(ApiError::from(ServerError::Broker("bus on fire".into()))).await;
         assert_eq!(body["error"]["message"], "internal server error");
     }
 

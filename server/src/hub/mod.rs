@@ -214,15 +214,19 @@ impl Hub {
         self.inner.broker.health()
     }
 
-    /// Whether the store answers within a second; why not, if not.
+    /// Whether the store answers within a second.
     ///
     /// # Errors
-    /// The store's failure, or the timeout, as text for `/healthz`.
+    /// What `/healthz` (which anyone may call) may say of the failure: no host, no
+    /// statement; the details go to the log.
     pub async fn store_health(&self) -> Result<(), String> {
         match tokio::time::timeout(std::time::Duration::from_secs(1), self.inner.store.ping()).await
         {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(err.to_string()),
+            Ok(Err(err)) => {
+                warn!(cause = %err, "health check: the store failed");
+                Err("the store failed".to_owned())
+            }
             Err(_) => Err("no answer within 1 s".to_owned()),
         }
     }

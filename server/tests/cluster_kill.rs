@@ -667,7 +667,7 @@ async fn a_killed_nodes_members_leave_the_room_within_the_ttl() {
     assert_eq!(joined["user"]["userId"], "zed", "{joined}");
 
     a.kill();
-    let killed = std::time::Instant::now();
+    let killed = Instant::now();
     let left = next_json(&mut watcher, "watcher").await.expect("a notice");
     assert_eq!(left["type"], "user_leave", "{left}");
     assert_eq!(left["user"]["userId"], "zed", "{left}");

@@ -24,7 +24,15 @@ pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
     /// user has them all. Called with the user's admission lock held.
     fn claim(&self, user: &UserId, client: &ClientId, limit: usize) -> PresenceFuture<'_, bool>;
 
-    /// Gives back what [`Self::claim`] took, when the connection goes.
+    /// Records an admitted connection where every node can read it (what the cluster's
+    /// listings and acknowledgements fall back on when its node is silent).
+    fn connected(&self, info: &crate::model::ConnectionInfo) -> PresenceFuture<'_, ()> {
+        let _ = info;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Gives back what [`Self::claim`] took, and forgets what [`Self::connected`]
+    /// recorded, when the connection goes.
     fn release(&self, user: &UserId, client: &ClientId) -> PresenceFuture<'_, ()>;
 
     /// Whether `user` has a connection anywhere.

@@ -216,8 +216,8 @@ pub struct BrokerHealth {
 pub struct PresenceSnapshot {
     /// Each room with members here.
     pub rooms: Vec<RoomPresence>,
-    /// Each authenticated connection here, by user.
-    pub connections: Vec<(UserId, ClientId)>,
+    /// Each authenticated connection here.
+    pub connections: Vec<ConnectionInfo>,
 }
 
 /// One room's members on this node.

@@ -182,11 +182,8 @@ impl LocalSide for Local {
             })
             .collect();
         let mut connections = Vec::new();
-        self.registry.for_each_authenticated(|conn| {
-            if let Some(user) = conn.user() {
-                connections.push((user.user_id.clone(), conn.id.clone()));
-            }
-        });
+        self.registry
+            .for_each_authenticated(|conn| connections.push(conn.info()));
         PresenceSnapshot { rooms, connections }
     }
 

@@ -294,6 +294,9 @@ impl Hub {
                 .registry
                 .add_user_conn(conn, &user.user_id, || self.send(conn, &welcome));
             self.inner.metrics.authenticated.inc();
+            if let Err(err) = self.inner.presence.connected(&conn.info()).await {
+                warn!(client = %conn.id, cause = %err, "connection not recorded in the cluster's registry");
+            }
             self.deliver_pending(conn, &user).await;
         }
         let mut refused = Vec::new();

@@ -19,11 +19,12 @@ mod nodes;
 mod presence;
 mod publisher;
 mod reaper;
+mod registry;
 mod replies;
 mod subscriber;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -44,6 +45,7 @@ use super::{
 use crate::ServerError;
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::model::AckOutcome;
 
 /// How long a reachability probe (at start) may take.
 const PROBE: Duration = Duration::from_secs(3);
@@ -396,11 +398,41 @@ impl Broker for RedisBroker {
             header.d = Some(ack.deadline);
             let wait = Duration::from_millis(ack.deadline.saturating_sub(now_ms())) + ACK_GRACE;
             let channel = shared.target_channel(&delivery.target);
+            let live = shared.live_node_ids().await.unwrap_or_default();
+            // Each other node's recipients, as the registry has them now: if the node dies
+            // while the clients are waited for, the reaper may clear its entries first.
+            let mut expected = Vec::new();
+            for node in live.iter().filter(|n| n.as_str() != shared.node()) {
+                match shared
+                    .recipients_on(node, &delivery.target, delivery.except.as_ref())
+                    .await
+                {
+                    Ok(clients) => expected.push((node.clone(), clients)),
+                    Err(err) => warn!(node, cause = %err, "a node's recipients are unknown"),
+                }
+            }
             let (mut results, remote) =
                 tokio::join!(local, shared.survey(&channel, header, &payload, wait));
+            let answered: HashSet<String> = remote.iter().map(|(node, _)| node.clone()).collect();
             for (_, reply) in remote {
                 if let Reply::Acks(outcomes) = reply {
                     results.extend(outcomes.into_iter().map(|(c, o)| (c, o.into())));
+                }
+            }
+            // A node that did not answer still owes an outcome for each of its
+            // recipients, which the registry names: `timeout` while it lives (it may
+            // just be slow), `disconnected` once it is dead.
+            for (node, clients) in expected {
+                if answered.contains(&node) {
+                    continue;
+                }
+                let outcome = if shared.is_alive(&node).await {
+                    AckOutcome::Timeout
+                } else {
+                    AckOutcome::Disconnected
+                };
+                for client in clients {
+                    results.entry(client).or_insert(outcome);
                 }
             }
             Ok(results)
@@ -417,14 +449,20 @@ impl Broker for RedisBroker {
             }
             let header = Header::new(shared.node(), Kind::Request);
             let payload = wire::json(&request);
-            let answers = shared
+            let listing = matches!(request, NodeRequest::List { .. });
+            let live = if listing {
+                shared.live_node_ids().await.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let replies = shared
                 .survey(&shared.channel("bcast"), header, &payload, SURVEY_TIMEOUT)
-                .await
-                .into_iter()
-                .filter_map(|(_, reply)| match reply {
-                    Reply::Answer(answer) => Some(answer),
-                    _ => None,
-                });
+                .await;
+            let answered: HashSet<String> = replies.iter().map(|(node, _)| node.clone()).collect();
+            let answers = replies.into_iter().filter_map(|(_, reply)| match reply {
+                Reply::Answer(answer) => Some(answer),
+                _ => None,
+            });
             if owned {
                 // The owner's answer, whatever it is; `not_found` when no node has it.
                 return answers
@@ -432,7 +470,27 @@ impl Broker for RedisBroker {
                     .find(|a| !is_not_found(a))
                     .unwrap_or(here);
             }
-            merge(here?, answers)
+            let mut merged = merge(here?, answers)?;
+            if let NodeAnswer::Connections(list) = &mut merged {
+                // A node that did not answer in time is listed from the registry (what its
+                // connections were when they authenticated), never an error.
+                for node in silent(shared, &live, &answered) {
+                    match shared.connections_of(node).await {
+                        Ok(theirs) => {
+                            warn!(
+                                node,
+                                connections = theirs.len(),
+                                "a node did not answer the listing; listed from the registry"
+                            );
+                            list.extend(theirs);
+                        }
+                        Err(err) => {
+                            warn!(node, cause = %err, "a silent node's connections are unknown")
+                        }
+                    }
+                }
+            }
+            Ok(merged)
         })
     }
 
@@ -478,6 +536,16 @@ impl Broker for RedisBroker {
             reaped_nodes: c.reaped.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The live nodes, but this one, that sent no reply.
+fn silent<'a>(
+    shared: &'a Shared,
+    live: &'a [String],
+    answered: &'a HashSet<String>,
+) -> impl Iterator<Item = &'a String> {
+    live.iter()
+        .filter(move |node| node.as_str() != shared.node() && !answered.contains(*node))
 }
 
 /// Whether a request is about one connection, which exactly one node holds.

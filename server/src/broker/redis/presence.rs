@@ -221,17 +221,24 @@ impl Presence for RedisPresence {
         self.yes(invocation)
     }
 
+    fn connected(&self, info: &crate::model::ConnectionInfo) -> PresenceFuture<'_, ()> {
+        let info = info.clone();
+        Box::pin(async move { self.shared.record_connection(&info).await })
+    }
+
     fn release(&self, user: &UserId, client: &ClientId) -> PresenceFuture<'_, ()> {
         let s = &self.shared;
         let mut commands = s.commands.clone();
         let (key, field) = (s.user_key(user), client.to_string());
+        let client = client.clone();
         Box::pin(async move {
             redis::cmd("HDEL")
                 .arg(key)
                 .arg(field)
                 .query_async::<()>(&mut commands)
                 .await
-                .map_err(|e| failed(&e))
+                .map_err(|e| failed(&e))?;
+            self.shared.forget_connection(&client).await
         })
     }
 

@@ -135,6 +135,7 @@ async fn reap_node(shared: &Shared, dead: &str) -> redis::RedisResult<usize> {
             .invoke_async::<i64>(&mut commands)
             .await?;
     }
+    shared.reap_connections(dead).await?;
     redis::pipe()
         .cmd("DEL")
         .arg(shared.node_key(dead, "rooms"))
@@ -179,15 +180,16 @@ pub(super) async fn rebuild(shared: &Shared) {
             .arg(room.name.as_str())
             .ignore();
     }
-    for (user, client) in &snapshot.connections {
+    for info in &snapshot.connections {
+        let Some(user) = &info.user else { continue };
         pipe.cmd("HSET")
-            .arg(shared.user_key(user))
-            .arg(client.as_str())
+            .arg(shared.user_key(&user.user_id))
+            .arg(info.client_id.as_str())
             .arg(node)
             .ignore()
             .cmd("SADD")
             .arg(shared.node_key(node, "users"))
-            .arg(user.as_str())
+            .arg(user.user_id.as_str())
             .ignore();
     }
     pipe.cmd("SET")
@@ -197,7 +199,16 @@ pub(super) async fn rebuild(shared: &Shared) {
         .arg(shared.options.ttl.as_millis() as u64)
         .ignore();
     let mut commands = shared.commands.clone();
-    match pipe.query_async::<()>(&mut commands).await {
+    let mut written = pipe.query_async::<()>(&mut commands).await;
+    for info in &snapshot.connections {
+        if written.is_err() {
+            break;
+        }
+        written = shared.record_connection(info).await.map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::Io, "registry", e.to_string()))
+        });
+    }
+    match written {
         Ok(()) => info!(
             node,
             rooms = snapshot.rooms.len(),

@@ -1,0 +1,197 @@
+//! The cluster's connection registry (CLUSTER.md §2.5): `P:conns`, a hash connection →
+//! `{"node", "info"}` with what a connection was when it authenticated, and
+//! `P:n:<node>:conns`, each node's index of it. Only the owner writes an entry (at
+//! admission, removed when the connection goes; a dead node's are reaped), so the
+//! registry answers for a node that cannot: a listing still shows a silent node's
+//! connections, and an acknowledged delivery still reports each of its recipients,
+//! `timeout` while the node lives and `disconnected` once it is dead.
+
+use std::collections::HashSet;
+
+use roomcast_protocol::{ClientId, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::Shared;
+use crate::ServerError;
+use crate::broker::Target;
+use crate::model::ConnectionInfo;
+
+/// One connection in the registry.
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    node: String,
+    info: ConnectionInfo,
+}
+
+fn failed(err: &redis::RedisError) -> ServerError {
+    ServerError::Broker(format!("connection registry unavailable: {err}"))
+}
+
+impl Shared {
+    fn conns_key(&self) -> String {
+        self.channel("conns")
+    }
+
+    /// Records a connection of this node.
+    pub(super) async fn record_connection(&self, info: &ConnectionInfo) -> Result<(), ServerError> {
+        let entry = super::wire::json_string(&Entry {
+            node: self.node().to_owned(),
+            info: info.clone(),
+        });
+        let mut commands = self.commands.clone();
+        redis::pipe()
+            .cmd("HSET")
+            .arg(self.conns_key())
+            .arg(info.client_id.as_str())
+            .arg(entry)
+            .ignore()
+            .cmd("SADD")
+            .arg(self.node_key(self.node(), "conns"))
+            .arg(info.client_id.as_str())
+            .ignore()
+            .query_async::<()>(&mut commands)
+            .await
+            .map_err(|e| failed(&e))
+    }
+
+    /// Forgets a connection of this node.
+    pub(super) async fn forget_connection(&self, client: &ClientId) -> Result<(), ServerError> {
+        let mut commands = self.commands.clone();
+        redis::pipe()
+            .cmd("HDEL")
+            .arg(self.conns_key())
+            .arg(client.as_str())
+            .ignore()
+            .cmd("SREM")
+            .arg(self.node_key(self.node(), "conns"))
+            .arg(client.as_str())
+            .ignore()
+            .query_async::<()>(&mut commands)
+            .await
+            .map_err(|e| failed(&e))
+    }
+
+    /// Forgets every connection of a dead node.
+    pub(super) async fn reap_connections(&self, dead: &str) -> redis::RedisResult<()> {
+        let mut commands = self.commands.clone();
+        let clients: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.node_key(dead, "conns"))
+            .query_async(&mut commands)
+            .await?;
+        let mut pipe = redis::pipe();
+        for chunk in clients.chunks(500) {
+            pipe.cmd("HDEL").arg(self.conns_key()).arg(chunk).ignore();
+        }
+        pipe.cmd("DEL").arg(self.node_key(dead, "conns")).ignore();
+        pipe.query_async::<()>(&mut commands).await
+    }
+
+    /// The connections of `node` as the registry has them.
+    pub(super) async fn connections_of(
+        &self,
+        node: &str,
+    ) -> Result<Vec<ConnectionInfo>, ServerError> {
+        let mut commands = self.commands.clone();
+        let clients: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.node_key(node, "conns"))
+            .query_async(&mut commands)
+            .await
+            .map_err(|e| failed(&e))?;
+        if clients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let entries: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.conns_key())
+            .arg(&clients)
+            .query_async(&mut commands)
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(entries
+            .into_iter()
+            .flatten()
+            .filter_map(|raw| serde_json::from_str::<Entry>(&raw).ok())
+            .filter(|entry| entry.node == node)
+            .map(|entry| entry.info)
+            .collect())
+    }
+
+    /// The nodes that beat within the TTL (this one included).
+    pub(super) async fn live_node_ids(&self) -> Result<Vec<String>, ServerError> {
+        let mut commands = self.commands.clone();
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(self.channel("nodes"))
+            .arg(self.live_cutoff())
+            .arg("+inf")
+            .query_async(&mut commands)
+            .await
+            .map_err(|e| failed(&e))
+    }
+
+    /// Whether `node`'s key still exists (it beat within the TTL).
+    pub(super) async fn is_alive(&self, node: &str) -> bool {
+        let mut commands = self.commands.clone();
+        redis::cmd("EXISTS")
+            .arg(self.node_channel(node))
+            .query_async::<bool>(&mut commands)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// The connections of `node` that a delivery to `target` (but `except`) names, as
+    /// far as the registry tells: its users' rooms come from the room presence.
+    pub(super) async fn recipients_on(
+        &self,
+        node: &str,
+        target: &Target,
+        except: Option<&ClientId>,
+    ) -> Result<Vec<ClientId>, ServerError> {
+        let connections = self.connections_of(node).await?;
+        let in_rooms: Option<HashSet<UserId>> = match target {
+            Target::Room(room) => Some(self.room_users_on(node, std::slice::from_ref(room)).await?),
+            Target::Rooms(rooms) => Some(self.room_users_on(node, rooms).await?),
+            _ => None,
+        };
+        Ok(connections
+            .into_iter()
+            .filter(|info| Some(&info.client_id) != except)
+            .filter(|info| {
+                let user = info.user.as_ref();
+                match target {
+                    Target::All => true,
+                    Target::Client(c) => &info.client_id == c,
+                    Target::User(u) => user.is_some_and(|x| &x.user_id == u),
+                    Target::Users(us) => user.is_some_and(|x| us.contains(&x.user_id)),
+                    Target::Role(role) => user.is_some_and(|x| x.has_role(role)),
+                    Target::Room(_) | Target::Rooms(_) => user.is_some_and(|x| {
+                        in_rooms
+                            .as_ref()
+                            .is_some_and(|users| users.contains(&x.user_id))
+                    }),
+                    Target::Topic(_) => false,
+                }
+            })
+            .map(|info| info.client_id)
+            .collect())
+    }
+
+    async fn room_users_on(
+        &self,
+        node: &str,
+        rooms: &[roomcast_protocol::RoomName],
+    ) -> Result<HashSet<UserId>, ServerError> {
+        let mut pipe = redis::pipe();
+        for room in rooms {
+            pipe.cmd("HKEYS").arg(self.room_hash(room, node));
+        }
+        let mut commands = self.commands.clone();
+        let per_room: Vec<Vec<String>> = pipe
+            .query_async(&mut commands)
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(per_room
+            .into_iter()
+            .flatten()
+            .filter_map(|u| UserId::new(u).ok())
+            .collect())
+    }
+}

@@ -485,7 +485,7 @@ impl Broker for RedisBroker {
                             list.extend(theirs);
                         }
                         Err(err) => {
-                            warn!(node, cause = %err, "a silent node's connections are unknown")
+                            warn!(node, cause = %err, "a silent node's connections are unknown");
                         }
                     }
                 }

@@ -336,3 +336,53 @@ async fn connections_are_listed_inspected_and_closed_through_any_node() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn notifications_read_marks_and_notices_to_everyone_cross_nodes() {
+    let cluster = cluster!(2);
+    let mut bob = member(&cluster[1], "bob", &[]).await;
+    let mut bob_too = member(&cluster[0], "bob", &[]).await;
+    let mut alice = member(&cluster[0], "alice", &[]).await;
+
+    // Sent through node 0 to bob, who has a connection on each node.
+    let (status, sent) = cluster[0]
+        .post(
+            "/api/notify",
+            json!({ "userId": "bob", "title": "t", "content": "c" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(
+        sent["delivered"], 2,
+        "both of bob's connections, one per node: {sent}"
+    );
+    let id = sent["id"].as_str().expect("id").to_owned();
+    for client in [&mut bob, &mut bob_too] {
+        assert_eq!(client.wait_for("notification").await["id"], id.as_str());
+    }
+    // Marked read on node 1: bob's connection on node 0 hears it.
+    let reply = bob
+        .request(
+            json!({ "type": "mark_read", "notificationId": id }),
+            json!("read"),
+        )
+        .await;
+    assert_eq!(reply["type"], "reply", "{reply}");
+    let read = bob_too.wait_for("notification_read").await;
+    assert_eq!(read["notificationId"], id.as_str(), "{read}");
+
+    // To everyone, through node 1: every connection on every node, counted.
+    let (status, sent) = cluster[1]
+        .post(
+            "/api/notify_all",
+            json!({ "title": "Maintenance", "content": "at 2am" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["delivered"], 3, "{sent}");
+    for client in [&mut bob, &mut bob_too, &mut alice] {
+        let got = client.wait_for("global_notification").await;
+        assert_eq!(got["title"], "Maintenance", "{got}");
+    }
+    cluster.stop().await;
+}

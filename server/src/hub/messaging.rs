@@ -275,7 +275,9 @@ impl Hub {
             .await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
         let count = self
-            .publish(Delivery::new(
+            .inner
+            .broker
+            .publish_counted(Delivery::new(
                 Target::User(user.clone()),
                 frame(&notification_message(stored)),
             ))
@@ -313,7 +315,9 @@ impl Hub {
             timestamp: stored.timestamp,
         };
         let count = self
-            .publish(Delivery::new(Target::All, frame(&message)))
+            .inner
+            .broker
+            .publish_counted(Delivery::new(Target::All, frame(&message)))
             .await?
             .connections;
         Ok(Notified {

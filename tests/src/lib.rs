@@ -3,6 +3,7 @@
 //! HTTP client for the API. Every receive is bounded by a timeout.
 
 pub mod cluster;
+pub mod proxy;
 pub mod services;
 
 use std::net::SocketAddr;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use roomcast_server::Settings;
 use roomcast_tests::cluster::Cluster;
+use roomcast_tests::proxy::Proxy;
 use roomcast_tests::services::{PrivateRedis, RedisPrefix};
 use roomcast_tests::{Client, TestServer};
 use serde_json::json;
@@ -216,5 +217,64 @@ async fn chats_cross_nodes_while_redis_is_down_and_live_again_once_it_is_back_em
     assert_eq!(users, ["alice", "bob", "late"], "{list}");
     let join = alice.wait_for("user_join").await;
     assert_eq!(join["user"]["userId"], "late", "no storm of joins: {join}");
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_subscription_goes_deaf_without_closing_subscribes_again() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let Some(prefix) = RedisPrefix::on(&redis.url()).await else {
+        return;
+    };
+    // Slow beats, so that the deaf node is never taken for dead meanwhile.
+    let slow = Settings {
+        node_heartbeat_ms: Some(400),
+        node_ttl_ms: Some(6_000),
+        ..Settings::default()
+    };
+    let Some(mut cluster) = Cluster::on(prefix, 1, slow.clone()).await else {
+        return;
+    };
+    // Node 1 reaches Redis through a proxy that can freeze its connections.
+    let proxy = Proxy::start(&format!("127.0.0.1:{}", redis.port)).await;
+    cluster
+        .add(Settings {
+            broker: Some(format!("redis://{}/0", proxy.addr)),
+            ..slow
+        })
+        .await;
+    cluster.settled().await;
+    let mut alice = member(&cluster[0], "alice", "lobby").await;
+    let mut bob = member(&cluster[1], "bob", "lobby").await;
+    assert_eq!(alice.wait_for("user_join").await["user"]["userId"], "bob");
+
+    // The subscription stays open but hears nothing: only the node's own heartbeat,
+    // missing on the bus, tells.
+    proxy.freeze();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = cluster[1].get("/healthz").await;
+        if health["broker"]["resubscribes"].as_u64() >= Some(1) && health["status"] == "ok" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deaf subscription was never replaced: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Live again: a notice (not a chat, which the position check would bring anyway)
+    // from node 0 reaches bob on node 1.
+    let (status, body) = cluster[0]
+        .post(
+            "/api/broadcast",
+            json!({ "to": { "room": "lobby" }, "message": { "type": "notice" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bob.wait_for("notice").await["type"], "notice");
+    let _ = alice.try_recv(Duration::from_millis(100)).await;
     cluster.stop().await;
 }

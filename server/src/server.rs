@@ -184,6 +184,12 @@ pub async fn run_with(
     {
         warn!("background work did not stop in time");
     }
+    if tokio::time::timeout(SHUTDOWN_GRACE, hub.stop_broker())
+        .await
+        .is_err()
+    {
+        warn!("the broker did not stop in time");
+    }
     http_conns.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_conns.wait()).await;
     info!("stopped");

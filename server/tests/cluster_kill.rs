@@ -272,9 +272,10 @@ async fn a_killed_nodes_members_leave_the_room_within_the_ttl() {
     let left = next_json(&mut watcher, "watcher").await.expect("a notice");
     assert_eq!(left["type"], "user_leave", "{left}");
     assert_eq!(left["user"]["userId"], "zed", "{left}");
-    // TTL 1 s + heartbeat 200 ms, and a beat of slack for the reaper's own timing.
+    // TTL 1 s + heartbeat 200 ms, with slack for a loaded machine (and the reaper's
+    // own first TTL of beating: it started a moment ago).
     assert!(
-        killed.elapsed() < Duration::from_millis(2_500),
+        killed.elapsed() < Duration::from_millis(4_000),
         "zed left {:?} after the kill\n{}",
         killed.elapsed(),
         b.logs()

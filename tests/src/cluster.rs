@@ -76,7 +76,10 @@ impl Cluster {
     /// The settings node `index` runs with.
     pub fn settings(&self, index: usize, settings: Settings) -> Settings {
         Settings {
-            broker: settings.broker.clone().or_else(|| Some(self.redis.url.clone())),
+            broker: settings
+                .broker
+                .clone()
+                .or_else(|| Some(self.redis.url.clone())),
             redis_prefix: Some(self.redis.prefix.clone()),
             node_id: Some(format!("node-{index}")),
             node_heartbeat_ms: settings.node_heartbeat_ms.or(Some(200)),

@@ -35,7 +35,9 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy to `target` (`host:port`), open.
     pub async fn start(target: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a proxy");
         let addr = listener.local_addr().expect("proxy address");
         let mut proxy = Self {
             addr,
@@ -49,8 +51,11 @@ impl Proxy {
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let (target, mode, generation) =
-            (self.target.clone(), self.mode.clone(), self.generation.clone());
+        let (target, mode, generation) = (
+            self.target.clone(),
+            self.mode.clone(),
+            self.generation.clone(),
+        );
         self.accept = Some(tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let born = generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -81,7 +86,9 @@ impl Proxy {
     pub async fn restore(&mut self) {
         self.mode.send_replace(Mode::Open);
         if self.accept.is_none() {
-            let listener = TcpListener::bind(self.addr).await.expect("re-bind the proxy");
+            let listener = TcpListener::bind(self.addr)
+                .await
+                .expect("re-bind the proxy");
             self.serve(listener);
         }
     }

@@ -76,6 +76,12 @@ impl Cursor {
     /// stored, and the room's members then were none.
     pub(crate) fn place(&self, position: u64, send: impl FnMut(&Utf8Bytes)) -> Accepted {
         let mut state = self.state();
+        if state.holds > 0 && state.delivered.is_some() {
+            // A join is replaying up to the held position; moving past it would skip
+            // what that joiner has not been given yet. The room has members: its cursor
+            // is live.
+            return state.drain(send);
+        }
         let at = state.delivered.map_or(position, |d| d.max(position));
         state.delivered = Some(at);
         state.waiting = state.waiting.split_off(&(at + 1));

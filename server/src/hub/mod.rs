@@ -205,7 +205,11 @@ impl Hub {
         self.flush_batches().await;
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
-        // Last: the broker's own tasks (its subscription, the node heartbeat).
+    }
+
+    /// Stops the broker's own tasks (its subscription, the node heartbeat): last, after
+    /// the last delivery, and even when background work did not stop in time.
+    pub(crate) async fn stop_broker(&self) {
         self.inner.broker.stop().await;
     }
 

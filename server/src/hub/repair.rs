@@ -51,6 +51,11 @@ impl Hub {
             return Ok(());
         }
         let position = self.room_position(&room.name).await?;
+        if room.cursor.is_placed() && room.has_members() {
+            // Another joiner placed it and entered meanwhile: it is live now, and moving
+            // it would drop what that member is owed.
+            return Ok(());
+        }
         let gap = room.cursor.place(position, |f| self.deliver_chat(room, f));
         if let Some((after, before)) = gap.gap {
             self.spawn_repair(room.clone(), after, Some(before), true);
@@ -117,6 +122,10 @@ impl Hub {
                 }
             }
             room.repairing.store(false, Ordering::Release);
+            // A gap seen while this repair was ending was not taken up by anyone.
+            if let Some((after, before)) = room.cursor.gap() {
+                hub.spawn_repair(room, after, Some(before), false);
+            }
         });
     }
 

@@ -119,6 +119,9 @@ struct Shared {
     /// Fire-and-forget messages for the publisher task.
     queue: tokio::sync::mpsc::Sender<publisher::Queued>,
     queued: Mutex<Option<tokio::sync::mpsc::Receiver<publisher::Queued>>>,
+    /// Since when this node's heartbeats succeed without a break (ms; 0 while they
+    /// fail): it reaps no one before it has beaten for a TTL.
+    beating_since: AtomicU64,
     /// When this node last heard its own heartbeat on the bus (ms).
     heard_own: AtomicU64,
     stop: CancellationToken,
@@ -183,6 +186,7 @@ impl RedisBroker {
                 replies: Replies::default(),
                 queue,
                 queued: Mutex::new(Some(queued)),
+                beating_since: AtomicU64::new(0),
                 heard_own: AtomicU64::new(now_ms()),
                 stop: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),
@@ -332,6 +336,7 @@ impl Broker for RedisBroker {
             // it accepts its first connection is missed.
             match tokio::time::timeout(PROBE, ready_rx).await {
                 Ok(Ok(())) => {
+                    reaper::clear_previous(shared).await;
                     nodes::once(shared).await;
                     Ok(())
                 }

@@ -85,6 +85,10 @@ pub(super) async fn once(shared: &Shared) {
                 .nodes
                 .store(live.len() as u64, Ordering::Relaxed);
             shared.counters.commands_ok.store(true, Ordering::Relaxed);
+            let _ =
+                shared
+                    .beating_since
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
             if refreshed.is_none() {
                 reaper::rebuild(shared).await;
             }
@@ -94,6 +98,7 @@ pub(super) async fn once(shared: &Shared) {
         }
         Err(err) => {
             shared.counters.commands_ok.store(false, Ordering::Relaxed);
+            shared.beating_since.store(0, Ordering::Relaxed);
             shared.warn_away(&err);
         }
     }

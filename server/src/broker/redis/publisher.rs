@@ -26,7 +26,22 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Queued>) 
     loop {
         let received = tokio::select! {
             n = queue.recv_many(&mut batch, BATCH) => n,
-            () = shared.stop.cancelled() => return,
+            () = shared.stop.cancelled() => {
+                // What was queued before the stop still goes out (the last deliveries of
+                // a node shutting down), once, without waiting for more.
+                while let Ok(message) = queue.try_recv() {
+                    batch.push(message);
+                }
+                if !batch.is_empty() {
+                    let mut pipe = redis::pipe();
+                    for (channel, message) in batch.drain(..) {
+                        pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
+                    }
+                    let mut commands = shared.commands.clone();
+                    let _ = pipe.query_async::<()>(&mut commands).await;
+                }
+                return;
+            }
         };
         if received == 0 {
             return;

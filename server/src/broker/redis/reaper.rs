@@ -50,11 +50,12 @@ return gone
     )
 });
 
-/// Drops a dead node's connections from one user's registry. KEYS: the user's hash.
-/// ARGV: dead node.
+/// Drops a dead node's connections from one user's registry, unless the node is back.
+/// KEYS: the user's hash, the dead node's key. ARGV: dead node.
 static REAP_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
   if fields[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[1], fields[i]) end
@@ -64,10 +65,35 @@ return 0
     )
 });
 
+/// Drops a dead node's entries from the connection registry and its indexes and its
+/// place in `P:nodes`, unless the node is back. KEYS: `P:conns`, the node's connection
+/// index, its room index, its user index, `P:nodes`, the node's key. ARGV: dead node.
+static REAP_REST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[6]) == 1 then return 0 end
+for _, client in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('HDEL', KEYS[1], client) end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+",
+    )
+});
+
 /// Reaps `dead` unless another node does.
 pub(super) async fn reap(shared: &Shared, dead: &str) {
     if dead == shared.node() {
         // This node was taken for dead (it was slow): its next beat rewrites its keys.
+        return;
+    }
+    // A node that could not beat for a while (Redis was away) gives the others one TTL
+    // to beat again before it takes any of them for dead: else the first node back
+    // would reap every other one, and their users would hear a storm of leaves.
+    let beating_since = shared.beating_since.load(Ordering::Relaxed);
+    if beating_since == 0
+        || crate::clock::now_ms().saturating_sub(beating_since)
+            < shared.options.ttl.as_millis() as u64
+    {
         return;
     }
     let mut commands = shared.commands.clone();
@@ -128,34 +154,67 @@ async fn reap_node(shared: &Shared, dead: &str) -> redis::RedisResult<usize> {
         .arg(shared.node_key(dead, "users"))
         .query_async(&mut commands)
         .await?;
+    // Every step checks that the node did not come back meanwhile (it was only slow,
+    // and rewrites its keys): its keys are then its own again.
     for user in &users {
-        REAP_USER
-            .key(format!("{}:u:{user}", shared.options.prefix))
-            .arg(dead)
-            .invoke_async::<i64>(&mut commands)
-            .await?;
+        let mut invocation = REAP_USER.key(format!("{}:u:{user}", shared.options.prefix));
+        invocation.key(shared.node_channel(dead)).arg(dead);
+        invocation.invoke_async::<i64>(&mut commands).await?;
     }
-    shared.reap_connections(dead).await?;
-    redis::pipe()
-        .cmd("DEL")
-        .arg(shared.node_key(dead, "rooms"))
-        .arg(shared.node_key(dead, "users"))
-        .ignore()
-        .cmd("ZREM")
-        .arg(shared.channel("nodes"))
-        .arg(dead)
-        .ignore()
-        .query_async::<()>(&mut commands)
-        .await?;
+    let mut invocation = REAP_REST.key(shared.channel("conns"));
+    invocation
+        .key(shared.node_key(dead, "conns"))
+        .key(shared.node_key(dead, "rooms"))
+        .key(shared.node_key(dead, "users"))
+        .key(shared.channel("nodes"))
+        .key(shared.node_channel(dead))
+        .arg(dead);
+    invocation.invoke_async::<i64>(&mut commands).await?;
     Ok(rooms.len())
 }
 
-/// Rewrites every key this node owns from the local side's snapshot, then its node key.
+/// At start: what an earlier run of this node id left (a restart within the TTL, with a
+/// fixed `ROOMCAST_NODE_ID`) is reaped like a dead node's, leaves announced, so that no
+/// connection of the old process stays present.
+pub(super) async fn clear_previous(shared: &Shared) {
+    let me = shared.node();
+    let mut commands = shared.commands.clone();
+    let previous: redis::RedisResult<bool> = redis::cmd("EXISTS")
+        .arg(shared.node_key(me, "rooms"))
+        .arg(shared.node_key(me, "users"))
+        .arg(shared.node_key(me, "conns"))
+        .query_async::<u64>(&mut commands)
+        .await
+        .map(|n| n > 0);
+    if !matches!(previous, Ok(true)) {
+        return;
+    }
+    let _: redis::RedisResult<()> = redis::cmd("DEL")
+        .arg(shared.node_channel(me))
+        .query_async(&mut commands)
+        .await;
+    match reap_node(shared, me).await {
+        Ok(rooms) => info!(
+            node = me,
+            rooms, "an earlier run of this node left presence: reaped"
+        ),
+        Err(err) => warn!(node = me, cause = %err, "an earlier run's presence not reaped"),
+    }
+}
+
+/// Rewrites every key this node owns from the local side's snapshot, its node key first
+/// (a reaper that finds it stops touching this node's keys).
 pub(super) async fn rebuild(shared: &Shared) {
     let Ok(local) = shared.local() else { return };
     let snapshot = local.presence_snapshot();
     let node = shared.node();
     let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(shared.node_channel(node))
+        .arg(crate::clock::now_ms())
+        .arg("PX")
+        .arg(shared.options.ttl.as_millis() as u64)
+        .ignore();
     for room in &snapshot.rooms {
         for user in &room.users {
             pipe.cmd("HSET")
@@ -192,12 +251,6 @@ pub(super) async fn rebuild(shared: &Shared) {
             .arg(user.user_id.as_str())
             .ignore();
     }
-    pipe.cmd("SET")
-        .arg(shared.node_channel(node))
-        .arg(crate::clock::now_ms())
-        .arg("PX")
-        .arg(shared.options.ttl.as_millis() as u64)
-        .ignore();
     let mut commands = shared.commands.clone();
     let mut written = pipe.query_async::<()>(&mut commands).await;
     for info in &snapshot.connections {

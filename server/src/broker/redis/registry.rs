@@ -71,21 +71,6 @@ impl Shared {
             .map_err(|e| failed(&e))
     }
 
-    /// Forgets every connection of a dead node.
-    pub(super) async fn reap_connections(&self, dead: &str) -> redis::RedisResult<()> {
-        let mut commands = self.commands.clone();
-        let clients: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.node_key(dead, "conns"))
-            .query_async(&mut commands)
-            .await?;
-        let mut pipe = redis::pipe();
-        for chunk in clients.chunks(500) {
-            pipe.cmd("HDEL").arg(self.conns_key()).arg(chunk).ignore();
-        }
-        pipe.cmd("DEL").arg(self.node_key(dead, "conns")).ignore();
-        pipe.query_async::<()>(&mut commands).await
-    }
-
     /// The connections of `node` as the registry has them.
     pub(super) async fn connections_of(
         &self,

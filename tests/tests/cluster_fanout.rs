@@ -386,3 +386,43 @@ async fn notifications_read_marks_and_notices_to_everyone_cross_nodes() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn rooms_are_listed_inspected_and_deleted_through_any_node() {
+    let cluster = cluster!(3);
+    let (status, body) = cluster[0]
+        .post("/api/rooms", json!({ "name": "hall", "maxClients": 10 }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut bob = member(&cluster[1], "bob", &["hall"]).await;
+    let mut carol = member(&cluster[2], "carol", &["hall"]).await;
+    let mut carol_too = member(&cluster[1], "carol", &["hall"]).await;
+
+    let (status, body) = cluster[0].get("/api/rooms").await;
+    assert_eq!(status, 200, "{body}");
+    let hall = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|r| r["name"] == "hall")
+        .unwrap_or_else(|| panic!("hall is listed on a node without members: {body}"))
+        .clone();
+    assert_eq!(hall["connections"], 3, "{hall}");
+    assert_eq!(hall["users"], 2, "carol on two nodes is one user: {hall}");
+    assert_eq!(hall["maxClients"], 10, "{hall}");
+
+    let (status, info) = cluster[2].get("/api/rooms/hall").await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["clients"].as_array().map(Vec::len), Some(3), "{info}");
+
+    let (status, body) = cluster[0].delete("/api/rooms/hall").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removedMembers"], 3, "{body}");
+    for client in [&mut bob, &mut carol, &mut carol_too] {
+        let leave = client.wait_for("user_leave").await;
+        assert_eq!(leave["room"], "hall", "{leave}");
+    }
+    let (status, body) = cluster[1].get("/api/rooms/hall").await;
+    assert_eq!(status, 404, "gone everywhere: {body}");
+    cluster.stop().await;
+}

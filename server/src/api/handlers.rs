@@ -231,12 +231,12 @@ pub(super) async fn create_room(hub: Hub, body: CreateRoomRequest) -> ApiResult 
 
 /// `GET /api/rooms`.
 pub(super) async fn list_rooms(hub: Hub) -> ApiResult {
-    ok(&json!({ "items": hub.rooms() }))
+    ok(&json!({ "items": hub.rooms().await? }))
 }
 
 /// `GET /api/rooms/{name}`.
 pub(super) async fn room(segment: String, hub: Hub) -> ApiResult {
-    ok(&hub.room(&room_name(&segment)?)?)
+    ok(&hub.room(&room_name(&segment)?).await?)
 }
 
 /// `GET /api/rooms/{name}/history?limit=&before=`.

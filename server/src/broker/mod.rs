@@ -165,6 +165,8 @@ pub enum NodeRequest {
     RemoveMember(ClientId, RoomName),
     /// Remove every member of a room (it is being deleted).
     ClearRoom(RoomName),
+    /// This node's rooms, with their members here.
+    Rooms,
     /// Read a user's topic subscriptions again (they changed on another node).
     ReloadSubscriptions(UserId),
     /// Create a room with these options, or set an existing one's (an API room, which
@@ -187,6 +189,8 @@ pub enum NodeAnswer {
     Joined(JoinReply),
     /// For [`NodeRequest::RemoveMember`].
     Removed,
+    /// For [`NodeRequest::Rooms`].
+    Rooms(Vec<crate::hub::RoomInfo>),
 }
 
 /// A broker's state as `/healthz` and `/metrics` report it.

@@ -196,6 +196,7 @@ impl Hub {
                 NodeAnswer::Removed
             }
             NodeRequest::ClearRoom(room) => NodeAnswer::Count(self.clear_local_room(&room).await),
+            NodeRequest::Rooms => NodeAnswer::Rooms(self.local_rooms()),
             NodeRequest::ReloadSubscriptions(user) => {
                 self.reload_subscriptions(&user).await;
                 NodeAnswer::Count(0)

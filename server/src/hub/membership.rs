@@ -309,20 +309,67 @@ impl Hub {
     }
 
     /// Every room, by name.
-    pub fn rooms(&self) -> Vec<RoomInfo> {
-        self.inner.rooms.infos()
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, ServerError> {
+        let mut rooms = self.rooms_everywhere().await?;
+        for room in &mut rooms {
+            room.clients = None;
+        }
+        Ok(rooms)
+    }
+
+    /// Every node's rooms, merged by name: one room, its members on every node.
+    async fn rooms_everywhere(&self) -> Result<Vec<RoomInfo>, ServerError> {
+        let infos = match self.inner.broker.request(NodeRequest::Rooms).await? {
+            NodeAnswer::Rooms(infos) => infos,
+            other => return Err(unexpected(&other)),
+        };
+        let mut merged: std::collections::BTreeMap<RoomName, RoomInfo> = Default::default();
+        for info in infos {
+            match merged.get_mut(&info.name) {
+                None => {
+                    merged.insert(info.name.clone(), info);
+                }
+                Some(room) => {
+                    room.created_at = room.created_at.min(info.created_at);
+                    if let (Some(clients), Some(more)) = (&mut room.clients, info.clients) {
+                        clients.extend(more);
+                    }
+                }
+            }
+        }
+        Ok(merged
+            .into_values()
+            .map(|mut room| {
+                if let Some(clients) = &mut room.clients {
+                    clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+                    room.connections = clients.len();
+                    let users: std::collections::HashSet<_> = clients
+                        .iter()
+                        .filter_map(|c| c.user.as_ref().map(|u| &u.user_id))
+                        .collect();
+                    room.users = users.len();
+                }
+                room
+            })
+            .collect())
     }
 
     /// One room with its members.
     ///
     /// # Errors
     /// `not_found`.
-    pub fn room(&self, name: &RoomName) -> Result<RoomInfo, ServerError> {
-        self.inner
-            .rooms
-            .get(name)
-            .map(|r| r.info(true))
+    pub async fn room(&self, name: &RoomName) -> Result<RoomInfo, ServerError> {
+        self.rooms_everywhere()
+            .await?
+            .into_iter()
+            .find(|room| room.name == *name)
             .ok_or_else(|| ServerError::request(ErrorCode::NotFound, format!("no room {name}")))
+    }
+
+    /// This node's rooms, each with its members here (a node's answer to
+    /// [`NodeRequest::Rooms`]).
+    pub(super) fn local_rooms(&self) -> Vec<RoomInfo> {
+        self.inner.rooms.infos_with_clients()
     }
 
     /// Deletes a room: every member leaves it (others see `user_leave` as usual).
@@ -330,12 +377,12 @@ impl Hub {
     /// # Errors
     /// `not_found`.
     pub async fn delete_room(&self, name: &RoomName) -> Result<usize, ServerError> {
-        let room =
-            self.inner.rooms.get(name).ok_or_else(|| {
-                ServerError::request(ErrorCode::NotFound, format!("no room {name}"))
-            })?;
+        // The room may live on other nodes only.
+        self.room(name).await?;
         self.inner.store.delete_room(name).await?;
-        room.unmark_api_created();
+        if let Some(room) = self.inner.rooms.get(name) {
+            room.unmark_api_created();
+        }
         let removed = match self
             .inner
             .broker
@@ -357,11 +404,14 @@ impl Hub {
         let Some(room) = self.inner.rooms.get(name) else {
             return 0;
         };
+        // No longer an API room on this node either, so it goes once empty.
+        room.unmark_api_created();
         let members = room.member_conns();
         for conn in &members {
             // A member that left meanwhile is fine: not_member is the expected race.
             let _ = self.remove_local_member(conn, name).await;
         }
+        self.inner.rooms.remove_if_empty(name);
         members.len()
     }
 }

@@ -321,7 +321,7 @@ impl Room {
 }
 
 /// A room as the HTTP API reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomInfo {
     /// The room.
@@ -341,7 +341,7 @@ pub struct RoomInfo {
 }
 
 /// One member connection in [`RoomInfo`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomClient {
     /// The connection.

@@ -81,9 +81,9 @@ impl Rooms {
         }
     }
 
-    /// Every room's info, by name.
-    pub(crate) fn infos(&self) -> Vec<RoomInfo> {
-        let mut list: Vec<RoomInfo> = self.map.iter().map(|r| r.info(false)).collect();
+    /// Every room's info with its members, by name.
+    pub(crate) fn infos_with_clients(&self) -> Vec<RoomInfo> {
+        let mut list: Vec<RoomInfo> = self.map.iter().map(|r| r.info(true)).collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list
     }

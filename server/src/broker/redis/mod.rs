@@ -562,6 +562,7 @@ fn owned_by_one(request: &NodeRequest) -> bool {
             | NodeRequest::ClearRoom(_)
             | NodeRequest::ConfigureRoom(..)
             | NodeRequest::ReloadSubscriptions(_)
+            | NodeRequest::Rooms
     )
 }
 
@@ -578,6 +579,7 @@ fn merge(
         match (&mut here, other) {
             (NodeAnswer::Connections(list), Ok(NodeAnswer::Connections(more))) => list.extend(more),
             (NodeAnswer::Count(n), Ok(NodeAnswer::Count(more))) => *n += more,
+            (NodeAnswer::Rooms(rooms), Ok(NodeAnswer::Rooms(more))) => rooms.extend(more),
             (_, Err(err)) => {
                 warn!(code = ?err.code, message = %err.message, "a node failed a request");
             }

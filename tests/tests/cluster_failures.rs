@@ -170,6 +170,17 @@ async fn chats_cross_nodes_while_redis_is_down_and_live_again_once_it_is_back_em
     // bob, on the other node, gets it through the position check.
     let got = chats(&mut bob, 1).await;
     assert_eq!(got[0].0, 1, "{got:?}");
+    // A newcomer is still let in, and a private to it on the same node is delivered:
+    // the per-user limit and "online" fall back to what the node sees.
+    let mut carol = cluster[0].login("carol").await;
+    let sent = alice
+        .request(
+            json!({ "type": "private", "targetUserId": "carol", "content": "hi" }),
+            json!("p"),
+        )
+        .await;
+    assert_eq!(sent["data"]["delivered"], true, "{sent}");
+    assert_eq!(carol.wait_for("private").await["message"], "hi");
     // Degraded, not down: the node still serves its own connections.
     for node in &cluster.nodes {
         let health = health_becomes(node, "degraded").await;

@@ -121,7 +121,7 @@ impl Hub {
             ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
         })?;
         let _turn = self.inner.user_locks.lock(target).await;
-        let delivered = self.inner.presence.is_online(target).await?;
+        let delivered = self.is_online(target).await;
         let message = NewPrivate {
             to: target.clone(),
             from: (*from).clone(),
@@ -259,7 +259,7 @@ impl Hub {
     ) -> Result<Notified, ServerError> {
         self.check_notification(&title, &content)?;
         let _turn = self.inner.user_locks.lock(user).await;
-        let delivered = self.inner.presence.is_online(user).await?;
+        let delivered = self.is_online(user).await;
         let notification = NewNotification {
             user_id: user.clone(),
             title,

@@ -269,12 +269,7 @@ impl Hub {
             let _turn = self.inner.user_locks.lock(&user.user_id).await;
             // Subscriptions first: once `auth_ok` is out, a publish must reach the user.
             self.load_subscriptions(&user.user_id).await;
-            if !self
-                .inner
-                .presence
-                .claim(&user.user_id, &conn.id, limit)
-                .await?
-            {
+            if !self.claim_slot(&user.user_id, &conn.id, limit).await {
                 return Err(ServerError::request(
                     ErrorCode::LimitExceeded,
                     format!(
@@ -351,6 +346,36 @@ impl Hub {
         }
         state.expires_at = identity.expires_at;
         Ok(current)
+    }
+
+    /// Claims a per-user slot. When the cluster's registry is away (Redis), the node
+    /// counts the user's connections it has itself rather than refuse everyone: the
+    /// limit then holds per node until Redis is back.
+    async fn claim_slot(
+        &self,
+        user: &UserId,
+        client: &roomcast_protocol::ClientId,
+        limit: usize,
+    ) -> bool {
+        match self.inner.presence.claim(user, client, limit).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                warn!(%user, cause = %err, "registry unavailable: the per-user limit is counted on this node");
+                self.inner.registry.user_connections(user) < limit
+            }
+        }
+    }
+
+    /// Whether `user` is connected anywhere; when the registry is away, whether it is
+    /// connected here.
+    pub(crate) async fn is_online(&self, user: &UserId) -> bool {
+        match self.inner.presence.is_online(user).await {
+            Ok(online) => online,
+            Err(err) => {
+                warn!(%user, cause = %err, "registry unavailable: online means online on this node");
+                self.inner.registry.user_connections(user) > 0
+            }
+        }
     }
 
     /// Forgets a connection: leaves its rooms (announcing `user_leave` where it was the

@@ -122,6 +122,8 @@ struct Shared {
     /// Since when this node's heartbeats succeed without a break (ms; 0 while they
     /// fail): it reaps no one before it has beaten for a TTL.
     beating_since: AtomicU64,
+    /// Redis's clock minus this node's (ms), as the last heartbeat measured it.
+    clock_offset: std::sync::atomic::AtomicI64,
     /// When this node last heard its own heartbeat on the bus (ms).
     heard_own: AtomicU64,
     stop: CancellationToken,
@@ -187,6 +189,7 @@ impl RedisBroker {
                 queue,
                 queued: Mutex::new(Some(queued)),
                 beating_since: AtomicU64::new(0),
+                clock_offset: std::sync::atomic::AtomicI64::new(0),
                 heard_own: AtomicU64::new(now_ms()),
                 stop: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),

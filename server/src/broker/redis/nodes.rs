@@ -5,12 +5,36 @@
 //! a heartbeat on `P:ctl`. Its own heartbeat coming back through the subscription is the
 //! subscriber's liveness probe.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use redis::Script;
 use std::sync::atomic::Ordering;
 
 use super::wire::{self, Header, Kind};
 use super::{Shared, reaper};
 use crate::clock::now_ms;
+
+/// One beat, on Redis's clock: refreshes the node key (`XX`: only refreshed, never
+/// created here; when it is missing the node was reaped, or Redis lost its data, and the
+/// node rewrites its keys), records the beat in `P:nodes`, reads the live and the dead
+/// nodes, publishes the heartbeat. KEYS: node key, `P:nodes`, `P:ctl`. ARGV: node, TTL,
+/// heartbeat message. Returns refreshed (1/0), Redis's time (ms), live, dead.
+static BEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local refreshed = redis.call('SET', KEYS[1], now, 'PX', ttl, 'XX')
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], now - ttl, '+inf')
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - ttl))
+redis.call('PUBLISH', KEYS[3], ARGV[3])
+if refreshed then refreshed = 1 else refreshed = 0 end
+return {refreshed, now, live, dead}
+",
+    )
+});
 
 /// Beats until the broker stops.
 pub(super) async fn beat(shared: Arc<Shared>) {
@@ -48,36 +72,25 @@ pub(super) async fn once(shared: &Shared) {
     let now = now_ms();
     let ttl = shared.options.ttl.as_millis() as u64;
     let message = wire::encode(&Header::new(shared.node(), Kind::Heartbeat), b"");
-    let nodes = shared.channel("nodes");
-    let mut commands = shared.commands.clone();
-    // `XX`: the node key is only refreshed, never created, here. When it is missing this
-    // node was reaped, or Redis lost its data (a restart): the node rewrites its keys.
-    let beat = redis::pipe()
-        .cmd("SET")
-        .arg(shared.node_channel(shared.node()))
-        .arg(now)
-        .arg("PX")
-        .arg(ttl)
-        .arg("XX")
-        .cmd("ZADD")
-        .arg(&nodes)
-        .arg(now)
+    let mut invocation = BEAT.key(shared.node_channel(shared.node()));
+    invocation
+        .key(shared.channel("nodes"))
+        .key(shared.channel("ctl"))
         .arg(shared.node())
-        .ignore()
-        .cmd("ZRANGEBYSCORE")
-        .arg(&nodes)
-        .arg(now.saturating_sub(ttl))
-        .arg("+inf")
-        .cmd("ZRANGEBYSCORE")
-        .arg(&nodes)
-        .arg("-inf")
-        .arg(format!("({}", now.saturating_sub(ttl)))
-        .cmd("PUBLISH")
-        .arg(shared.channel("ctl"))
-        .arg(message)
-        .ignore()
-        .query_async::<(Option<String>, Vec<String>, Vec<String>)>(&mut commands)
-        .await;
+        .arg(ttl)
+        .arg(message);
+    let mut commands = shared.commands.clone();
+    let beat = invocation
+        .invoke_async::<(i64, i64, Vec<String>, Vec<String>)>(&mut commands)
+        .await
+        .map(|(refreshed, redis_now, live, dead)| {
+            // Liveness is judged on Redis's clock, so nodes whose clocks disagree still
+            // agree on who is alive: this node's cutoffs add the offset.
+            shared
+                .clock_offset
+                .store(redis_now - now.cast_signed(), Ordering::Relaxed);
+            ((refreshed == 1).then_some(()), live, dead)
+        });
     match beat {
         Ok((refreshed, live, dead)) => {
             shared

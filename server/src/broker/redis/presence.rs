@@ -193,9 +193,13 @@ impl Shared {
         format!("{}:u:{user}", self.options.prefix)
     }
 
-    /// The lowest last beat of a live node (one TTL ago).
+    /// The lowest last beat of a live node: one TTL ago, on Redis's clock (the offset
+    /// the last heartbeat measured), since beats are scored on it.
     pub(super) fn live_cutoff(&self) -> u64 {
-        now_ms().saturating_sub(self.options.ttl.as_millis() as u64)
+        let offset = self.clock_offset.load(std::sync::atomic::Ordering::Relaxed);
+        now_ms()
+            .saturating_add_signed(offset)
+            .saturating_sub(self.options.ttl.as_millis() as u64)
     }
 
     pub(super) fn entry(user: &User) -> String {

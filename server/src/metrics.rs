@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use roomcast_protocol::ErrorCode;
 
-use crate::broker::BrokerHealth;
+use crate::model::BrokerHealth;
 
 /// The `code` label of `roomcast_errors_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -1,6 +1,7 @@
 //! Plain data and rules that the hub, the store, the broker and the HTTP API all use:
 //! room options and who they admit, application-message and content validation, and
-//! the shapes that cross the fan-out seam (connection info, join results, ack outcomes).
+//! the shapes that cross the fan-out seam (connection info, room info, join results, ack
+//! outcomes) and the broker's health as `/healthz` and `/metrics` report it.
 //! Nothing here holds state, so every module may depend on it and it on none of them.
 
 use std::io::Write;
@@ -200,4 +201,56 @@ mod tests {
         assert!(check_content(&json!("a".repeat(4096)), 4096).is_ok());
         assert!(check_content(&json!("a".repeat(4097)), 4096).is_err());
     }
+}
+
+/// A room as the HTTP API reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomInfo {
+    /// The room.
+    pub name: RoomName,
+    /// Connections in it.
+    pub connections: usize,
+    /// Distinct users in it.
+    pub users: usize,
+    /// When it was created (ms).
+    pub created_at: Timestamp,
+    /// Its options.
+    #[serde(flatten)]
+    pub options: RoomOptions,
+    /// Its members (only on `GET /api/rooms/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<RoomClient>>,
+}
+
+/// One member connection in [`RoomInfo`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomClient {
+    /// The connection.
+    pub client_id: ClientId,
+    /// Its user.
+    pub user: Option<User>,
+}
+
+/// A broker's state as `/healthz` and `/metrics` report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerHealth {
+    /// `local` or `redis`.
+    pub kind: &'static str,
+    /// Whether the bus is reachable (always for `local`).
+    pub connected: bool,
+    /// Live nodes the broker knows of, this one included (1 for `local`).
+    pub nodes: u64,
+    /// Messages published to the bus.
+    pub published: u64,
+    /// Messages received from the bus.
+    pub received: u64,
+    /// Publishes that failed (the bus was away).
+    pub publish_failures: u64,
+    /// Subscriber restarts (connection lost, or its own heartbeat unheard).
+    pub resubscribes: u64,
+    /// Dead nodes whose presence this node reaped.
+    pub reaped_nodes: u64,
 }

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 pub use self::local::LocalBroker;
 pub use self::redis::{RedisBroker, RedisOptions};
 use crate::ServerError;
+pub use crate::model::BrokerHealth;
 use crate::model::{AckOutcome, ConnectionInfo, RoomOptions};
 
 /// Who a delivery is for.
@@ -190,29 +191,7 @@ pub enum NodeAnswer {
     /// For [`NodeRequest::RemoveMember`].
     Removed,
     /// For [`NodeRequest::Rooms`].
-    Rooms(Vec<crate::hub::RoomInfo>),
-}
-
-/// A broker's state as `/healthz` and `/metrics` report it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BrokerHealth {
-    /// `local` or `redis`.
-    pub kind: &'static str,
-    /// Whether the bus is reachable (always for `local`).
-    pub connected: bool,
-    /// Live nodes the broker knows of, this one included (1 for `local`).
-    pub nodes: u64,
-    /// Messages published to the bus.
-    pub published: u64,
-    /// Messages received from the bus.
-    pub received: u64,
-    /// Publishes that failed (the bus was away).
-    pub publish_failures: u64,
-    /// Subscriber restarts (connection lost, or its own heartbeat unheard).
-    pub resubscribes: u64,
-    /// Dead nodes whose presence this node reaped.
-    pub reaped_nodes: u64,
+    Rooms(Vec<crate::model::RoomInfo>),
 }
 
 /// What a node knows of its own presence (see [`LocalSide::presence_snapshot`]).

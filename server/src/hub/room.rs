@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use roomcast_protocol::{ClientId, ErrorCode, RoomName, ServerMessage, Timestamp, User, UserId};
-use serde::Serialize;
 
 use super::conn::ConnHandle;
 use super::cursor::Cursor;
 use crate::ServerError;
 use crate::clock::now_ms;
 use crate::model::RoomOptions;
+pub use crate::model::{RoomClient, RoomInfo};
 
 /// A user present in a room, with how many of its connections are in it.
 #[derive(Debug)]
@@ -318,34 +318,4 @@ impl Room {
             clients,
         }
     }
-}
-
-/// A room as the HTTP API reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomInfo {
-    /// The room.
-    pub name: RoomName,
-    /// Connections in it.
-    pub connections: usize,
-    /// Distinct users in it.
-    pub users: usize,
-    /// When it was created (ms).
-    pub created_at: Timestamp,
-    /// Its options.
-    #[serde(flatten)]
-    pub options: RoomOptions,
-    /// Its members (only on `GET /api/rooms/{name}`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clients: Option<Vec<RoomClient>>,
-}
-
-/// One member connection in [`RoomInfo`].
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomClient {
-    /// The connection.
-    pub client_id: ClientId,
-    /// Its user.
-    pub user: Option<User>,
 }

@@ -5,6 +5,7 @@
 //! `limits`, `store`, `features`. Every setting is declared once, below, through
 //! [`layout::settings!`], which makes its flag, variable, key, layering and field.
 
+mod cluster;
 mod layout;
 
 use std::net::SocketAddr;
@@ -14,6 +15,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use roomcast_protocol::RoomName;
 
+pub use self::cluster::BrokerUrl;
+use self::cluster::{broker_url, node_id, node_ttl, redis_prefix};
 use crate::ServerError;
 
 /// The well-known development secret; refused outside dev mode.
@@ -311,75 +314,6 @@ fn http_url(
         ))),
         other => Ok(other),
     }
-}
-
-/// Where deliveries fan out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerUrl {
-    /// One node, in process.
-    Local,
-    /// A cluster on the Redis server at this URL.
-    Redis(String),
-}
-
-fn broker_url(_: &Settings, value: Option<String>, name: &str) -> Result<BrokerUrl, ServerError> {
-    let value = value.map(|v| v.trim().to_owned());
-    match value.as_deref() {
-        None | Some("" | "local") => Ok(BrokerUrl::Local),
-        Some(url) if url.starts_with("redis://") => Ok(BrokerUrl::Redis(url.to_owned())),
-        Some(other) => Err(ServerError::Config(format!(
-            "{name} {other:?} must be `local` or a redis://host:port/db URL"
-        ))),
-    }
-}
-
-/// A node id names Redis keys and channels, so it keeps to characters that need no quoting.
-fn node_id(_: &Settings, value: Option<String>, name: &str) -> Result<String, ServerError> {
-    match value {
-        None => Ok(uuid::Uuid::new_v4().simple().to_string()),
-        Some(id)
-            if !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') =>
-        {
-            Ok(id)
-        }
-        Some(id) => Err(ServerError::Config(format!(
-            "{name} {id:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
-        ))),
-    }
-}
-
-fn redis_prefix(_: &Settings, value: Option<String>, name: &str) -> Result<String, ServerError> {
-    match value {
-        None => Ok("roomcast".to_owned()),
-        Some(p) if !p.is_empty() && !p.contains(char::is_whitespace) => Ok(p),
-        Some(p) => Err(ServerError::Config(format!(
-            "{name} {p:?} must be non-empty, without spaces"
-        ))),
-    }
-}
-
-/// The TTL must outlast at least two heartbeats, or a live node that is a little late is
-/// taken for dead and its members reaped.
-fn node_ttl(
-    s: &Settings,
-    value: Option<u64>,
-    name: &str,
-    default: u64,
-) -> Result<Duration, ServerError> {
-    let ttl = millis(s, value, name, default)?;
-    let heartbeat = Duration::from_millis(s.node_heartbeat_ms.unwrap_or(2_000));
-    if ttl < heartbeat * 2 {
-        return Err(ServerError::Config(format!(
-            "{name} ({} ms) must be at least twice node_heartbeat_ms ({} ms)",
-            ttl.as_millis(),
-            heartbeat.as_millis()
-        )));
-    }
-    Ok(ttl)
 }
 
 #[cfg(test)]

@@ -304,3 +304,55 @@ async fn a_node_whose_subscription_goes_deaf_without_closing_subscribes_again() 
     let _ = alice.try_recv(Duration::from_millis(100)).await;
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_redis_outage_longer_than_the_ttl_that_keeps_its_data_storms_no_one() {
+    // Each node reaches the shared Redis through a proxy of its own; the test cuts both
+    // for longer than the TTL and restores node 0's first: back alone, it finds node 1's
+    // beat older than the TTL, and must give node 1 a TTL to beat again rather than reap
+    // it (a leave for everyone on node 1, then silence: they never rejoin).
+    let (mut via_a, mut via_b) = (
+        Proxy::start("127.0.0.1:6379").await,
+        Proxy::start("127.0.0.1:6379").await,
+    );
+    let Some(prefix) = RedisPrefix::on(&format!("redis://{}/0", via_a.addr)).await else {
+        return;
+    };
+    let Some(mut cluster) = Cluster::on(prefix, 1, Settings::default()).await else {
+        return;
+    };
+    cluster
+        .add(Settings {
+            broker: Some(format!("redis://{}/0", via_b.addr)),
+            ..Settings::default()
+        })
+        .await;
+    cluster.settled().await;
+    let mut alice = member(&cluster[0], "alice", "lobby").await;
+    let _bob = member(&cluster[1], "bob", "lobby").await;
+    assert_eq!(alice.wait_for("user_join").await["user"]["userId"], "bob");
+
+    via_a.cut();
+    via_b.cut();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    via_a.restore().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    via_b.restore().await;
+    for node in &cluster.nodes {
+        health_becomes(node, "ok").await;
+    }
+    // Past another TTL and the reaper's chance to act: nobody left, nobody joined.
+    let noticed = alice.try_recv(Duration::from_millis(2_000)).await;
+    assert!(noticed.is_none(), "no presence storm: {noticed:?}");
+    let mut late = cluster[1].login("late").await;
+    let list = late.join("lobby").await;
+    let mut users: Vec<&str> = list["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["userId"].as_str())
+        .collect();
+    users.sort_unstable();
+    assert_eq!(users, ["alice", "bob", "late"], "{list}");
+    cluster.stop().await;
+}

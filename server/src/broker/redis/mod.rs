@@ -161,7 +161,9 @@ impl RedisBroker {
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
+            // Back within a heartbeat of Redis's return: the reaper gives a node one TTL
+            // (at least two heartbeats) to beat again before it takes it for dead.
+            .set_max_delay(options.heartbeat.min(Duration::from_secs(2)));
         let connect = async {
             let mut commands = client.get_connection_manager_with_config(config).await?;
             redis::cmd("PING")

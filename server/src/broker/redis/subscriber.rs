@@ -23,7 +23,8 @@ use super::{PROBE, Shared};
 use crate::broker::AckRequest;
 use crate::clock::now_ms;
 
-/// The first and the longest pause between two connection attempts.
+/// The first and the longest pause between two connection attempts (the longest is also
+/// at most one heartbeat, see `run`).
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
 
 /// Runs until the broker stops. `ready` fires at the first complete subscription.
@@ -62,7 +63,8 @@ pub(super) async fn run(shared: Arc<Shared>, ready: oneshot::Sender<()>) {
             () = tokio::time::sleep(backoff + jitter) => {}
             () = shared.stop.cancelled() => return,
         }
-        backoff = (backoff * 2).min(BACKOFF.1);
+        // At most a heartbeat: a node must be back within its TTL of Redis's return.
+        backoff = (backoff * 2).min(BACKOFF.1).min(shared.options.heartbeat);
     }
 }
 

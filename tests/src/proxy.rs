@@ -86,9 +86,21 @@ impl Proxy {
     pub async fn restore(&mut self) {
         self.mode.send_replace(Mode::Open);
         if self.accept.is_none() {
-            let listener = TcpListener::bind(self.addr)
-                .await
-                .expect("re-bind the proxy");
+            // The aborted accept task drops its listener asynchronously: retry briefly.
+            let started = tokio::time::Instant::now();
+            let listener = loop {
+                match TcpListener::bind(self.addr).await {
+                    Ok(listener) => break listener,
+                    Err(e) => {
+                        assert!(
+                            started.elapsed() < std::time::Duration::from_secs(2),
+                            "re-bind the proxy's port {}: {e}",
+                            self.addr
+                        );
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                }
+            };
             self.serve(listener);
         }
     }

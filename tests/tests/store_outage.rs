@@ -7,19 +7,16 @@
 //! PostgreSQL server (skipped loudly without it, failed under
 //! `ROOMCAST_REQUIRE_SERVICES=1`).
 
-use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use roomcast_server::Settings;
+use roomcast_tests::proxy::Proxy;
 use roomcast_tests::services::{self, PgSchema};
 use roomcast_tests::{Client, TestServer};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{AbortHandle, JoinHandle};
 
 /// How long a request needing the store may take while it is away: the pool's wait for a
 /// connection (3 s), plus room for a slow machine.
@@ -32,81 +29,6 @@ const RECOVERY: Duration = Duration::from_secs(10);
 const STORE_UNAVAILABLE: &str = "store unavailable, try again";
 
 const ROOM: &str = "lobby";
-
-/// A TCP forwarder to PostgreSQL that the test can cut (listener closed, every forwarded
-/// connection dropped: new connections are refused) and restore on the same port.
-struct Proxy {
-    addr: SocketAddr,
-    target: String,
-    accept: Option<JoinHandle<()>>,
-    forwards: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let mut proxy = Self {
-            addr: listener.local_addr()?,
-            target,
-            accept: None,
-            forwards: Arc::default(),
-        };
-        proxy.serve(listener);
-        Ok(proxy)
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let (target, forwards) = (self.target.clone(), Arc::clone(&self.forwards));
-        self.accept = Some(tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                let forward = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                forwards
-                    .lock()
-                    .expect("forwards lock")
-                    .push(forward.abort_handle());
-            }
-        }));
-    }
-
-    /// Closes the listener and drops every forwarded connection.
-    fn cut(&mut self) {
-        if let Some(accept) = self.accept.take() {
-            accept.abort();
-        }
-        for forward in self.forwards.lock().expect("forwards lock").drain(..) {
-            forward.abort();
-        }
-    }
-
-    /// Listens on the same port again.
-    async fn restore(&mut self) -> Result<()> {
-        // The aborted accept task drops its listener asynchronously: retry briefly.
-        let started = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(listener) => break listener,
-                Err(_) if started.elapsed() < Duration::from_secs(2) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => return Err(e).context("rebind the proxy's port"),
-            }
-        };
-        self.serve(listener);
-        Ok(())
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
-}
-
 /// Sends a chat with request id `id` and returns its answer (`reply` or `error`) and
 /// every other message the sender got before it.
 async fn chat(client: &mut Client, text: &str, id: &str) -> (Value, Vec<Value>) {
@@ -158,7 +80,7 @@ async fn a_node_whose_store_goes_away_refuses_chat_in_bounded_time_and_recovers_
         "the test database URL {} must spell out {target} for the proxy to replace it",
         services::database_url()
     );
-    let mut proxy = Proxy::start(target.clone()).await?;
+    let mut proxy = Proxy::start(&target).await;
     let url = url.replacen(&target, &proxy.addr.to_string(), 1);
     let server = TestServer::with(Settings {
         store: Some(url),
@@ -208,7 +130,7 @@ async fn a_node_whose_store_goes_away_refuses_chat_in_bounded_time_and_recovers_
     let outage = started.elapsed();
 
     // PostgreSQL is back: the same node, not restarted, accepts chat again.
-    proxy.restore().await?;
+    proxy.restore().await;
     let restored = Instant::now();
     let mut attempt = 0;
     let recovered_id = loop {

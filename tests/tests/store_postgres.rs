@@ -7,19 +7,18 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use roomcast_protocol::{MessageId, RoomName, User, UserId};
 use roomcast_server::ServerError;
 use roomcast_server::store::{self, NewChat, Store};
+use roomcast_tests::proxy::Proxy;
 use roomcast_tests::services::{self, PgSchema};
 use serde_json::{Map, json};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{AbortHandle, JoinHandle};
 
 /// The pool's wait for a connection (3 s), plus room for a slow machine.
 const BOUND: Duration = Duration::from_secs(6);
@@ -70,81 +69,6 @@ async fn opening_a_server_that_is_not_there_fails_fast_and_says_so() -> Result<(
     }
     Ok(())
 }
-
-/// A TCP forwarder to the test PostgreSQL server that the test can stop (listener closed,
-/// every forwarded connection cut: the server is "down", connections are refused) and
-/// start again on the same port.
-struct Proxy {
-    addr: SocketAddr,
-    target: String,
-    accept: Option<JoinHandle<()>>,
-    forwards: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let mut proxy = Self {
-            addr: listener.local_addr()?,
-            target,
-            accept: None,
-            forwards: Arc::default(),
-        };
-        proxy.serve(listener);
-        Ok(proxy)
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let (target, forwards) = (self.target.clone(), Arc::clone(&self.forwards));
-        self.accept = Some(tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                let forward = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                forwards
-                    .lock()
-                    .expect("forwards lock")
-                    .push(forward.abort_handle());
-            }
-        }));
-    }
-
-    /// Closes the listener and drops every forwarded connection.
-    fn stop(&mut self) {
-        if let Some(accept) = self.accept.take() {
-            accept.abort();
-        }
-        for forward in self.forwards.lock().expect("forwards lock").drain(..) {
-            forward.abort();
-        }
-    }
-
-    async fn restart(&mut self) -> Result<()> {
-        // The aborted accept task drops its listener asynchronously: retry briefly.
-        let started = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(listener) => break listener,
-                Err(_) if started.elapsed() < Duration::from_secs(2) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        self.serve(listener);
-        Ok(())
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// `schema`'s URL with the server's `host:port` (its target) replaced by `addr`.
 fn through(schema: &PgSchema, target: &str, addr: SocketAddr) -> Result<String> {
     let url = schema.url();
@@ -164,12 +88,12 @@ async fn a_store_whose_server_goes_away_fails_in_bounded_time_and_recovers_by_it
     };
     let options = PgConnectOptions::from_str(&schema.url())?;
     let target = format!("{}:{}", options.get_host(), options.get_port());
-    let mut proxy = Proxy::start(target.clone()).await?;
+    let mut proxy = Proxy::start(&target).await;
     let url = through(&schema, &target, proxy.addr)?;
     let store = store::open(&url).await?;
     assert_eq!(store.append_chat(&chat(1)).await?.id, id(1));
 
-    proxy.stop();
+    proxy.cut();
     // A write and a read at once, so the test waits out the pool's timeout only once.
     let started = Instant::now();
     let room = chat(0).room;
@@ -187,7 +111,7 @@ async fn a_store_whose_server_goes_away_fails_in_bounded_time_and_recovers_by_it
         assert!(message.starts_with("store unavailable"), "{message}");
     }
 
-    proxy.restart().await?;
+    proxy.restore().await;
     // The same store, not reopened: the pool connects again by itself. The appends that
     // failed used up no id.
     assert_eq!(store.append_chat(&chat(3)).await?.id, id(2));

@@ -84,8 +84,12 @@ pub struct Delivery {
     pub frame: Frame,
     /// For a room's chat: its number in the room's sequence (its id). Every node
     /// delivers a room's chats in this order, each once, reading what the bus lost from
-    /// the store.
+    /// the store. With an [`Self::addressee`]: its number in that user's sequence.
     pub sequence: Option<u64>,
+    /// For a stored private message or notification: the user it is for, whose
+    /// sequence [`Self::sequence`] counts. Each of that user's connections gets it at
+    /// most once, whether live or as pending at connect (CLUSTER §2.7).
+    pub addressee: Option<UserId>,
 }
 
 impl Delivery {
@@ -96,6 +100,18 @@ impl Delivery {
             except: None,
             frame: Frame::Whole(frame),
             sequence: None,
+            addressee: None,
+        }
+    }
+
+    /// A stored private message or notification for `addressee`, number `sequence` of
+    /// the user's sequence, to `target` (the addressee and maybe others: the sender's
+    /// other connections).
+    pub fn addressed(target: Target, addressee: UserId, sequence: u64, frame: Utf8Bytes) -> Self {
+        Self {
+            sequence: Some(sequence),
+            addressee: Some(addressee),
+            ..Self::new(target, frame)
         }
     }
 
@@ -234,6 +250,11 @@ pub trait LocalSide: Send + Sync + 'static {
     /// periodically, since a bus may lose the last chats without a later one showing
     /// the gap.
     fn check_positions(&self) -> LocalFuture<()>;
+
+    /// Hands each user with connections here the private messages and notifications
+    /// still pending for it in the store: the broker asks after every resubscription,
+    /// since what was published while this node was not listening reached no one here.
+    fn check_users(&self) -> LocalFuture<()>;
 
     /// This node's part of the cluster's presence, from local truth: what a cluster
     /// broker writes back when its keys were lost.

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::floor::{Floor, Offer};
 use crate::model::ConnectionInfo;
 
 /// Mutable per-connection state shared with the hub and the HTTP API.
@@ -45,6 +46,9 @@ pub struct ConnHandle {
     /// client that stopped reading does not keep the connection registered.
     closing: Notify,
     state: Mutex<ConnState>,
+    /// Its place in its user's sequence of private messages and notifications. A lock
+    /// of its own, held while the frames it passes are queued so they keep their order.
+    floor: Mutex<Floor>,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
 }
@@ -79,6 +83,7 @@ impl ConnHandle {
                 data: Value::Null,
                 ..ConnState::default()
             }),
+            floor: Mutex::new(Floor::default()),
             messages_in: AtomicU64::new(0),
             messages_out: AtomicU64::new(0),
         }
@@ -128,6 +133,38 @@ impl ConnHandle {
     /// The state lock. Never held across an `.await`.
     pub(crate) fn state(&self) -> MutexGuard<'_, ConnState> {
         lock(&self.state)
+    }
+
+    /// Offers a live private message or notification numbered `seq` in this
+    /// connection's user's sequence; `send` queues it if the connection does not have it
+    /// yet. Returns whether the connection got it or will (it waits for the catch-up).
+    pub(crate) fn offer_addressed(
+        &self,
+        seq: u64,
+        frame: &Utf8Bytes,
+        send: impl FnOnce(&Utf8Bytes) -> bool,
+    ) -> bool {
+        let mut floor = lock(&self.floor);
+        match floor.offer(seq, frame) {
+            Offer::Send => send(frame),
+            Offer::Held => true,
+            Offer::Drop => false,
+        }
+    }
+
+    /// Hands over what the store released for this connection's user (see
+    /// [`Floor::take`]); `connect` for the catch-up right after `auth_ok`. `send` queues
+    /// each frame, in number order.
+    pub(crate) fn take_addressed(
+        &self,
+        taken: Vec<(u64, Utf8Bytes)>,
+        connect: bool,
+        mut send: impl FnMut(&Utf8Bytes),
+    ) {
+        let mut floor = lock(&self.floor);
+        for (_, frame) in floor.take(taken, connect) {
+            send(&frame);
+        }
     }
 
     /// The authenticated user, if any.

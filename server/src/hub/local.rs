@@ -105,6 +105,39 @@ impl Local {
         }
     }
 
+    /// A stored private message or notification: the addressee's connections each get
+    /// it once (their [`super::floor::Floor`] decides), anyone else in the target (the
+    /// sender's other connections) as any frame. The addressee is among the reach's
+    /// users when one of its connections got it, which is what marks it delivered.
+    fn deliver_addressed(
+        &self,
+        delivery: &Delivery,
+        addressee: &roomcast_protocol::UserId,
+        seq: u64,
+        frame: &Utf8Bytes,
+    ) -> Reach {
+        let mut reach = Reach::default();
+        let mut handed = false;
+        let outgoing = Outgoing::new(frame.clone(), self.compression_threshold);
+        self.for_each_recipient(&delivery.target, delivery.except.as_ref(), |conn| {
+            let got = if conn.user().is_some_and(|u| &u.user_id == addressee) {
+                let got = conn.offer_addressed(seq, frame, |_| self.send_outgoing(conn, &outgoing));
+                handed |= got;
+                got
+            } else {
+                self.send_outgoing(conn, &outgoing)
+            };
+            if got {
+                reach.connections += 1;
+            }
+        });
+        if handed {
+            reach.users = 1;
+            reach.user_ids.push(addressee.clone());
+        }
+        reach
+    }
+
     fn hub(&self) -> Result<Hub, ServerError> {
         self.hub
             .upgrade()
@@ -121,6 +154,11 @@ impl LocalSide for Local {
         {
             self.accept_chat(name, seq, frame.clone());
             return reach;
+        }
+        if let (Some(seq), Some(addressee), Frame::Whole(frame)) =
+            (delivery.sequence, &delivery.addressee, &delivery.frame)
+        {
+            return self.deliver_addressed(delivery, addressee, seq, frame);
         }
         match &delivery.frame {
             Frame::Whole(frame) => {
@@ -205,6 +243,15 @@ impl LocalSide for Local {
         Box::pin(async move {
             if let Ok(hub) = hub {
                 hub.check_positions().await;
+            }
+        })
+    }
+
+    fn check_users(&self) -> LocalFuture<()> {
+        let hub = self.hub();
+        Box::pin(async move {
+            if let Ok(hub) = hub {
+                hub.check_users().await;
             }
         })
     }

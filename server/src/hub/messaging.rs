@@ -13,9 +13,13 @@ use roomcast_protocol::{
 use serde_json::Value;
 use tracing::warn;
 
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::outgoing::{self, Outgoing};
+use super::repair::sequence_of;
 use super::{ConnHandle, Hub, frame};
 use crate::ServerError;
-use crate::broker::{Delivery, Target};
+use crate::broker::{Delivery, Reach, Target};
 use crate::clock::now_ms;
 use crate::model::{app_frame, check_content};
 use crate::store::{
@@ -120,29 +124,31 @@ impl Hub {
         let from = conn.user().ok_or_else(|| {
             ServerError::request(ErrorCode::NotAuthenticated, "not authenticated")
         })?;
+        // On this node, one message to a user at a time against the user's admission:
+        // a connection admitted here gets it either live or as pending, never both.
         let _turn = self.inner.user_locks.lock(target).await;
-        let delivered = self.is_online(target).await;
         let message = NewPrivate {
             to: target.clone(),
             from: (*from).clone(),
             message: content,
             timestamp: now_ms(),
         };
-        let stored = self.inner.store.append_private(&message, delivered).await?;
+        let stored = self.inner.store.append_private(&message, false).await?;
+        let (id, timestamp) = (stored.id.clone(), stored.timestamp);
+        let delivery = addressed(
+            Target::Users(vec![target.clone(), from.user_id.clone()]),
+            target,
+            &id,
+            frame(&private_message(stored)),
+        )
+        .except(conn.id.clone());
+        let delivered = self.hand_over(delivery, target, &id, Kind::Private).await?;
         let sent = PrivateReply {
-            id: stored.id.clone(),
+            id,
             target_user_id: target.clone(),
             delivered,
-            timestamp: stored.timestamp,
+            timestamp,
         };
-        self.publish(
-            Delivery::new(
-                Target::Users(vec![target.clone(), from.user_id.clone()]),
-                frame(&private_message(stored)),
-            )
-            .except(conn.id.clone()),
-        )
-        .await?;
         Ok(sent)
     }
 
@@ -259,7 +265,6 @@ impl Hub {
     ) -> Result<Notified, ServerError> {
         self.check_notification(&title, &content)?;
         let _turn = self.inner.user_locks.lock(user).await;
-        let delivered = self.is_online(user).await;
         let notification = NewNotification {
             user_id: user.clone(),
             title,
@@ -271,21 +276,21 @@ impl Hub {
         let stored = self
             .inner
             .store
-            .append_notification(&notification, delivered)
+            .append_notification(&notification, false)
             .await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
-        let count = self
-            .inner
-            .broker
-            .publish_counted(Delivery::new(
-                Target::User(user.clone()),
-                frame(&notification_message(stored)),
-            ))
-            .await?
-            .connections;
+        let delivery = addressed(
+            Target::User(user.clone()),
+            user,
+            &id,
+            frame(&notification_message(stored)),
+        );
+        let reach = self.inner.broker.publish_counted(delivery).await?;
+        self.mark_handed(&reach, user, &id, Kind::Notification)
+            .await;
         Ok(Notified {
             id,
-            delivered: count,
+            delivered: reach.connections,
             timestamp,
         })
     }
@@ -397,36 +402,123 @@ impl Hub {
         Ok(items.into_iter().map(notification_message).collect())
     }
 
-    /// Right after `auth_ok`: what waited for this user (private messages and
-    /// notifications), oldest first; called during admission, under the user's lock.
-    pub(super) async fn deliver_pending(&self, conn: &Arc<ConnHandle>, user: &User) {
+    /// Publishes a stored private message or notification and marks it delivered when
+    /// a connection of `addressee` got it, on any node; returns whether one did. Not
+    /// marked, it stays pending: the user's next connect (or a node's check after the
+    /// bus lost messages) hands it over.
+    async fn hand_over(
+        &self,
+        delivery: Delivery,
+        addressee: &UserId,
+        id: &MessageId,
+        kind: Kind,
+    ) -> Result<bool, ServerError> {
+        let reach = self.inner.broker.publish_counted(delivery).await?;
+        Ok(self.mark_handed(&reach, addressee, id, kind).await)
+    }
+
+    async fn mark_handed(
+        &self,
+        reach: &Reach,
+        addressee: &UserId,
+        id: &MessageId,
+        kind: Kind,
+    ) -> bool {
+        if !reach.user_ids.contains(addressee) {
+            return false;
+        }
         let store = &self.inner.store;
-        let privates = store.take_pending_private(&user.user_id).await;
-        let notifications = store.take_pending_notifications(&user.user_id).await;
-        let mut pending: Vec<(MessageId, ServerMessage)> = Vec::new();
+        let marked = match kind {
+            Kind::Private => store.mark_private_delivered(addressee, id).await,
+            Kind::Notification => store.mark_notification_delivered(addressee, id).await,
+        };
+        if let Err(err) = marked {
+            // Then the next connect hands it over once more, to a new connection.
+            warn!(user = %addressee, %id, cause = %err, "delivered message not marked delivered");
+        }
+        true
+    }
+
+    /// Right after `auth_ok`: what waited for this user (private messages and
+    /// notifications), oldest first, merged with live ones that arrived meanwhile;
+    /// called during admission, under the user's lock.
+    pub(super) async fn deliver_pending(&self, conn: &Arc<ConnHandle>, user: &User) {
+        let taken = self.take_pending(&user.user_id).await;
+        let threshold = self.config().features.compression_threshold;
+        conn.take_addressed(taken, true, |frame| {
+            outgoing::send_outgoing(
+                &self.inner.metrics,
+                conn,
+                &Outgoing::new(frame.clone(), threshold),
+            );
+        });
+    }
+
+    /// After the bus may have lost messages (the broker resubscribed): hands each user
+    /// with connections here what is still pending for it, so that a private message
+    /// sent while Redis was away arrives late rather than at the next connect.
+    pub(crate) async fn check_users(&self) {
+        let threshold = self.config().features.compression_threshold;
+        for user in self.inner.registry.user_ids() {
+            let _turn = self.inner.user_locks.lock(&user).await;
+            let taken = self.take_pending(&user).await;
+            if taken.is_empty() {
+                continue;
+            }
+            let count = taken.len();
+            self.inner.registry.for_each_of_user(&user, |conn| {
+                conn.take_addressed(taken.clone(), false, |frame| {
+                    outgoing::send_outgoing(
+                        &self.inner.metrics,
+                        conn,
+                        &Outgoing::new(frame.clone(), threshold),
+                    );
+                });
+            });
+            tracing::info!(%user, count, "pending messages handed over after the bus came back");
+        }
+    }
+
+    /// Claims what is pending for `user` in the store, both kinds, as numbered frames.
+    async fn take_pending(&self, user: &UserId) -> Vec<(u64, Utf8Bytes)> {
+        let store = &self.inner.store;
+        let privates = store.take_pending_private(user).await;
+        let notifications = store.take_pending_notifications(user).await;
+        let mut pending = Vec::new();
         match privates {
-            Ok(items) => pending.extend(
-                items
-                    .into_iter()
-                    .map(|p| (p.id.clone(), private_message(p))),
-            ),
+            Ok(items) => pending.extend(items.into_iter().filter_map(|p| {
+                let seq = sequence_of(&p.id)?;
+                Some((seq, frame(&private_message(p))))
+            })),
             Err(err) => {
-                warn!(user = %user.user_id, cause = %err, "pending private messages not loaded");
+                warn!(%user, cause = %err, "pending private messages not loaded");
             }
         }
         match notifications {
-            Ok(items) => pending.extend(
-                items
-                    .into_iter()
-                    .map(|n| (n.id.clone(), notification_message(n))),
-            ),
+            Ok(items) => pending.extend(items.into_iter().filter_map(|n| {
+                let seq = sequence_of(&n.id)?;
+                Some((seq, frame(&notification_message(n))))
+            })),
             Err(err) => {
-                warn!(user = %user.user_id, cause = %err, "pending notifications not loaded");
+                warn!(%user, cause = %err, "pending notifications not loaded");
             }
         }
-        pending.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, message) in pending {
-            self.send(conn, &message);
-        }
+        pending
+    }
+}
+
+/// Which kind of addressed message is marked delivered.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Private,
+    Notification,
+}
+
+/// The delivery of a stored message to `addressee`, numbered by its id (ids are
+/// always [`crate::store::sequence_id`]s; one that is not goes out unnumbered).
+fn addressed(target: Target, addressee: &UserId, id: &MessageId, frame: Utf8Bytes) -> Delivery {
+    match sequence_of(id) {
+        Some(seq) => Delivery::addressed(target, addressee.clone(), seq, frame),
+        None => Delivery::new(target, frame),
     }
 }

@@ -20,6 +20,7 @@ mod batch;
 mod chat;
 mod conn;
 mod cursor;
+mod floor;
 mod local;
 mod membership;
 mod messaging;
@@ -362,18 +363,6 @@ impl Hub {
             Err(err) => {
                 warn!(%user, cause = %err, "registry unavailable: the per-user limit is counted on this node");
                 self.inner.registry.user_connections(user) < limit
-            }
-        }
-    }
-
-    /// Whether `user` is connected anywhere; when the registry is away, whether it is
-    /// connected here.
-    pub(crate) async fn is_online(&self, user: &UserId) -> bool {
-        match self.inner.presence.is_online(user).await {
-            Ok(online) => online,
-            Err(err) => {
-                warn!(%user, cause = %err, "registry unavailable: online means online on this node");
-                self.inner.registry.user_connections(user) > 0
             }
         }
     }

@@ -148,6 +148,11 @@ impl Registry {
         }
     }
 
+    /// The users with authenticated connections here.
+    pub(crate) fn user_ids(&self) -> Vec<UserId> {
+        self.users.iter().map(|entry| entry.key().clone()).collect()
+    }
+
     /// Calls `f` for each authenticated connection. Holds map shards: `f` must not block.
     pub(crate) fn for_each_authenticated(&self, mut f: impl FnMut(&Arc<ConnHandle>)) {
         for list in &self.users {

@@ -344,6 +344,7 @@ impl Hub {
                 timestamp: now_ms(),
             }),
             sequence: None,
+            addressee: None,
         };
         let reach = self.inner.broker.publish_counted(delivery).await?;
         Ok(Published {

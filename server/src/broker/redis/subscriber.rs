@@ -46,6 +46,7 @@ pub(super) async fn run(shared: Arc<Shared>, ready: oneshot::Sender<()>) {
                     // store.
                     if let Ok(local) = shared.local() {
                         tokio::spawn(local.check_positions());
+                        tokio::spawn(local.check_users());
                     }
                 }
                 listen(&shared, stream).await;

@@ -3,7 +3,7 @@
 //! bytes exactly as they were serialized once on the publishing node, so no node parses
 //! or re-serializes it; everything else (topic items, requests, replies) is JSON.
 
-use roomcast_protocol::{ClientId, ErrorCode};
+use roomcast_protocol::{ClientId, ErrorCode, UserId};
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -57,9 +57,13 @@ pub(super) struct Header {
     /// An acknowledged delivery's deadline (ms since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d: Option<u64>,
-    /// A room chat's number in the room's sequence.
+    /// A room chat's number in the room's sequence, or an addressed message's in its
+    /// addressee's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s: Option<u64>,
+    /// An addressed message's addressee (see [`Delivery::addressee`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u: Option<UserId>,
 }
 
 impl Header {
@@ -73,6 +77,7 @@ impl Header {
             a: None,
             d: None,
             s: None,
+            u: None,
         }
     }
 }
@@ -202,6 +207,7 @@ pub(super) fn delivery_message(node: &str, delivery: &Delivery) -> (Header, Vec<
     header.t = Some(delivery.target.clone());
     header.x.clone_from(&delivery.except);
     header.s = delivery.sequence;
+    header.u.clone_from(&delivery.addressee);
     (header, payload)
 }
 
@@ -226,6 +232,7 @@ pub(super) fn delivery_of(header: &Header, payload: &[u8]) -> Result<Delivery, S
         except: header.x.clone(),
         frame,
         sequence: header.s,
+        addressee: header.u.clone(),
     })
 }
 
@@ -252,6 +259,22 @@ mod tests {
         let (back, rest) = decode(&message).unwrap();
         assert_eq!(back.o, "node-a");
         assert_eq!(delivery_of(&back, rest).unwrap(), delivery);
+    }
+
+    #[test]
+    fn an_addressed_message_carries_its_addressee_and_number() {
+        let user = UserId::new("bob").unwrap();
+        let delivery = Delivery::addressed(
+            Target::Users(vec![user.clone(), UserId::new("ann").unwrap()]),
+            user,
+            7,
+            Utf8Bytes::from_static(r#"{"type":"private"}"#),
+        );
+        let (header, payload) = delivery_message("node-a", &delivery);
+        let (back, rest) = decode(&encode(&header, &payload))
+            .map(|(h, r)| (h, r.to_vec()))
+            .unwrap();
+        assert_eq!(delivery_of(&back, &rest).unwrap(), delivery);
     }
 
     #[test]

@@ -1,0 +1,174 @@
+//! Private messages and notifications across nodes (CLUSTER.md §2.7): each is stored
+//! undelivered, published, and marked delivered once a connection of its addressee got
+//! it, on whichever node. So a user who connects on any node while messages stream in
+//! gets each one once and in order, what waited merged with what arrives live; and a message the bus could not carry to the addressee's node (cut off
+//! from Redis) is handed over when that node is back, not only at the next connect.
+
+use std::time::Duration;
+
+use roomcast_server::Settings;
+use roomcast_tests::cluster::Cluster;
+use roomcast_tests::proxy::Proxy;
+use roomcast_tests::services::RedisPrefix;
+use roomcast_tests::{Client, TestServer};
+use serde_json::{Value, json};
+
+/// Sends a private message that must be accepted; returns the reply's `data`.
+async fn private(sender: &mut Client, to: &str, n: usize) -> Value {
+    let reply = sender
+        .request(
+            json!({ "type": "private", "targetUserId": to, "content": { "n": n } }),
+            json!(format!("p{n}")),
+        )
+        .await;
+    assert_eq!(reply["type"], "reply", "{reply}");
+    reply["data"].clone()
+}
+
+/// Everything addressed to the user that arrives on `client` until it has been quiet for
+/// `quiet`: the ids of private messages and notifications, in arrival order.
+async fn addressed(client: &mut Client, quiet: Duration) -> Vec<String> {
+    let mut ids = Vec::new();
+    while let Some(message) = client.try_recv(quiet).await {
+        match message["type"].as_str() {
+            Some("private" | "notification") => {
+                ids.push(message["id"].as_str().expect("id").to_owned());
+            }
+            Some("auth_ok") => {}
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    ids
+}
+
+/// Polls `/healthz` until its status is `status` (10 s at most).
+async fn health_becomes(node: &TestServer, status: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = node.get("/healthz").await;
+        if body["status"] == status {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz never said {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn users_connecting_on_any_node_while_privates_stream_in_get_each_once_in_order() {
+    let fast = Settings {
+        rate_limit_per_sec: Some(1_000),
+        ..Settings::default()
+    };
+    let Some(cluster) = Cluster::with(2, fast).await else {
+        return;
+    };
+    // Eight senders, each with a recipient of its own: one sender per recipient
+    // keeps that recipient's messages in one order on the bus.
+    const SENDERS: usize = 8;
+    const PER_SENDER: usize = 1;
+    const EACH: usize = 60;
+    let mut senders = Vec::new();
+    for s in 0..SENDERS {
+        let mut alice = cluster[(s + 1) % 2].login(&format!("alice{s}")).await;
+        senders.push(tokio::spawn(async move {
+            let mut sent = vec![Vec::new(); PER_SENDER];
+            for n in 0..PER_SENDER * EACH {
+                let to = format!("bob{}", s * PER_SENDER + n % PER_SENDER);
+                let reply = private(&mut alice, &to, n).await;
+                sent[n % PER_SENDER].push(reply["id"].as_str().expect("id").to_owned());
+            }
+            sent
+        }));
+    }
+    // Each recipient connects once, on one node or the other, while its messages stream
+    // in: its catch-up of what waited races the live copies of what is being sent.
+    let mut bobs = Vec::new();
+    for i in 0..SENDERS * PER_SENDER {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        bobs.push(cluster[i % 2].login(&format!("bob{i}")).await);
+    }
+    let mut sent = Vec::new();
+    for sender in senders {
+        sent.extend(sender.await.expect("a sender"));
+    }
+    for (i, bob) in bobs.iter_mut().enumerate() {
+        let got = addressed(bob, Duration::from_millis(500)).await;
+        assert_eq!(got, sent[i], "bob{i}: each once, in order, none lost");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn what_the_bus_could_not_carry_to_a_node_cut_off_from_redis_arrives_once_it_is_back() {
+    // Node 1 reaches Redis through a proxy the test cuts: what node 0 publishes for Bob,
+    // who is on node 1, reaches no one; it stays pending in the store until node 1
+    // subscribes again and hands it over, live.
+    let mut via = Proxy::start("127.0.0.1:6379").await;
+    let Some(prefix) = RedisPrefix::create().await else {
+        return;
+    };
+    let Some(mut cluster) = Cluster::on(prefix, 1, Settings::default()).await else {
+        return;
+    };
+    let proxied = cluster
+        .redis
+        .url
+        .replacen("127.0.0.1:6379", &via.addr.to_string(), 1);
+    cluster
+        .add(Settings {
+            broker: Some(proxied),
+            ..Settings::default()
+        })
+        .await;
+    cluster.settled().await;
+    let mut alice = cluster[0].login("alice").await;
+    let mut bob = cluster[1].login("bob").await;
+    assert!(
+        addressed(&mut bob, Duration::from_millis(200))
+            .await
+            .is_empty()
+    );
+
+    via.cut();
+    health_becomes(&cluster[1], "degraded").await;
+    let reply = private(&mut alice, "bob", 1).await;
+    assert_eq!(
+        reply["delivered"], false,
+        "no connection of Bob's got it: {reply}"
+    );
+    let (status, notified) = cluster[0]
+        .post(
+            "/api/notify",
+            json!({ "userId": "bob", "title": "t", "content": "while cut off" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{notified}");
+    assert_eq!(notified["delivered"], 0, "{notified}");
+    assert!(
+        addressed(&mut bob, Duration::from_millis(300))
+            .await
+            .is_empty(),
+        "nothing can reach node 1 while it is cut off"
+    );
+
+    via.restore().await;
+    health_becomes(&cluster[1], "ok").await;
+    let got = addressed(&mut bob, Duration::from_millis(1_500)).await;
+    let expected = [
+        reply["id"].as_str().expect("id"),
+        notified["id"].as_str().expect("id"),
+    ];
+    assert_eq!(got, expected, "both, once, in order, live");
+    // Handed over means delivered: the next connect has nothing pending.
+    let mut again = cluster[0].login("bob").await;
+    assert!(
+        addressed(&mut again, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    cluster.stop().await;
+}

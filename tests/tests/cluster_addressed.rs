@@ -66,20 +66,18 @@ async fn users_connecting_on_any_node_while_privates_stream_in_get_each_once_in_
     let Some(cluster) = Cluster::with(2, fast).await else {
         return;
     };
-    // Eight senders, each with a recipient of its own: one sender per recipient
-    // keeps that recipient's messages in one order on the bus.
-    const SENDERS: usize = 8;
-    const PER_SENDER: usize = 1;
+    // Eight senders, each with a recipient of its own, on the other node: one sender
+    // per recipient keeps that recipient's messages in one order on the bus.
+    const USERS: usize = 8;
     const EACH: usize = 60;
     let mut senders = Vec::new();
-    for s in 0..SENDERS {
-        let mut alice = cluster[(s + 1) % 2].login(&format!("alice{s}")).await;
+    for i in 0..USERS {
+        let mut alice = cluster[(i + 1) % 2].login(&format!("alice{i}")).await;
         senders.push(tokio::spawn(async move {
-            let mut sent = vec![Vec::new(); PER_SENDER];
-            for n in 0..PER_SENDER * EACH {
-                let to = format!("bob{}", s * PER_SENDER + n % PER_SENDER);
-                let reply = private(&mut alice, &to, n).await;
-                sent[n % PER_SENDER].push(reply["id"].as_str().expect("id").to_owned());
+            let mut sent = Vec::new();
+            for n in 0..EACH {
+                let reply = private(&mut alice, &format!("bob{i}"), n).await;
+                sent.push(reply["id"].as_str().expect("id").to_owned());
             }
             sent
         }));
@@ -87,13 +85,13 @@ async fn users_connecting_on_any_node_while_privates_stream_in_get_each_once_in_
     // Each recipient connects once, on one node or the other, while its messages stream
     // in: its catch-up of what waited races the live copies of what is being sent.
     let mut bobs = Vec::new();
-    for i in 0..SENDERS * PER_SENDER {
+    for i in 0..USERS {
         tokio::time::sleep(Duration::from_millis(25)).await;
         bobs.push(cluster[i % 2].login(&format!("bob{i}")).await);
     }
     let mut sent = Vec::new();
     for sender in senders {
-        sent.extend(sender.await.expect("a sender"));
+        sent.push(sender.await.expect("a sender"));
     }
     for (i, bob) in bobs.iter_mut().enumerate() {
         let got = addressed(bob, Duration::from_millis(500)).await;

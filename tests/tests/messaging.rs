@@ -348,6 +348,20 @@ async fn what_was_delivered_live_is_not_delivered_again_on_reconnect() {
 }
 
 #[tokio::test]
+async fn a_private_to_oneself_from_ones_only_connection_is_delivered_and_not_pending() {
+    let server = TestServer::start().await;
+    let mut alice = server.login("alice").await;
+    let sent = private_ok(&mut alice, "alice", json!("a note"), "p").await;
+    assert_eq!(
+        sent["delivered"], true,
+        "the sending connection has it: {sent}"
+    );
+    disconnect(&server, alice).await;
+    let mut alice = server.login("alice").await;
+    alice.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
 async fn bad_private_requests_get_errors_and_deliver_nothing() {
     let server = TestServer::start().await;
     let mut alice = server.login("alice").await;

@@ -142,7 +142,12 @@ impl Hub {
             frame(&private_message(stored)),
         )
         .except(conn.id.clone());
-        let delivered = self.hand_over(delivery, target, &id, Kind::Private).await?;
+        let mut delivered = self.hand_over(delivery, target, &id, Kind::Private).await?;
+        if !delivered && *target == from.user_id {
+            // To oneself: the sending connection has it.
+            self.mark(target, &id, Kind::Private).await;
+            delivered = true;
+        }
         let sent = PrivateReply {
             id,
             target_user_id: target.clone(),
@@ -427,6 +432,11 @@ impl Hub {
         if !reach.user_ids.contains(addressee) {
             return false;
         }
+        self.mark(addressee, id, kind).await;
+        true
+    }
+
+    async fn mark(&self, addressee: &UserId, id: &MessageId, kind: Kind) {
         let store = &self.inner.store;
         let marked = match kind {
             Kind::Private => store.mark_private_delivered(addressee, id).await,
@@ -436,7 +446,6 @@ impl Hub {
             // Then the next connect hands it over once more, to a new connection.
             warn!(user = %addressee, %id, cause = %err, "delivered message not marked delivered");
         }
-        true
     }
 
     /// Right after `auth_ok`: what waited for this user (private messages and

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs a two-node cluster of the demo on one machine (docs/cluster.md): nodes dev-a at
 # http://127.0.0.1:8080 and dev-b at http://127.0.0.1:8081, both in dev mode with the demo
-# app (the demo feed runs on dev-a and reaches both through the bus), sharing the local Redis (the bus) and PostgreSQL (the store, in schema
-# roomcast_dev, created first when psql is there). Builds once (debug), runs both in the
-# background, prints their URLs, and stops both on Ctrl-C.
+# app and the demo feed on (it runs on the leader, dev-a while it lives, and reaches both
+# through the bus; kill dev-a and dev-b takes it over), sharing the local Redis (the bus)
+# and PostgreSQL (the store, in schema roomcast_dev, created first when psql is there).
+# Builds once (debug), runs both in the background, prints their URLs, and stops both on
+# Ctrl-C.
 #   ROOMCAST_BROKER  Redis URL      [redis://127.0.0.1:6379/0]
 #   ROOMCAST_STORE   PostgreSQL URL [postgres://postgres@127.0.0.1:5432/test?options=-csearch_path=roomcast_dev]
 #   ROOMCAST_SKIP_SDK=1  do not build the browser SDK into www/pkg when it is missing
@@ -46,12 +48,9 @@ export ROOMCAST_DEV=1 ROOMCAST_BROKER="$broker" ROOMCAST_STORE="$store"
 export ROOMCAST_REDIS_PREFIX=${ROOMCAST_REDIS_PREFIX:-roomcast-dev}
 for node in "${nodes[@]}"; do
   read -r id bind <<<"$node"
-  # The demo feed runs on the first node only: its ticks reach the other node's clients
-  # through the bus, and two feeds would tick twice.
-  demo=0
-  [ "$id" = dev-a ] && demo=1
-  # Each node's output is prefixed with its id.
-  ROOMCAST_DEMO=$demo ROOMCAST_NODE_ID=$id "$bin" --bind "$bind" --static-dir www --stats-interval-ms 1000 "$@" \
+  # The demo feed and stats_update are enabled on both, as in production: only the
+  # leader (the live node with the smallest id) runs them. Each node's output is prefixed with its id.
+  ROOMCAST_DEMO=1 ROOMCAST_NODE_ID=$id "$bin" --bind "$bind" --static-dir www --stats-interval-ms 1000 "$@" \
     > >(sed -u "s/^/[$id] /") 2>&1 &
   pids+=("$!")
 done

@@ -2,6 +2,12 @@
 //! way an application backend would. Simulated stock ticks go to the filtered topic
 //! `stocks` (each subscriber gets only its symbols), and football scores go to the rooms
 //! `game-1` to `game-3`. Nothing is stored: live data that nobody watches is dropped.
+//!
+//! In a cluster every node with the demo on runs this task, but only the node that
+//! [leads](crate::broker::Broker::leads) at a tick publishes it (its ticks reach every
+//! node through the bus), so the feed ticks once however many nodes have it on, and
+//! moves when its node goes. Each node owns its own walk: the one taking over carries on
+//! from where its own stopped, not from the last leader's prices.
 
 use std::time::Duration;
 
@@ -56,6 +62,9 @@ pub(crate) async fn run_demo(hub: Hub, seed: u64) {
         tokio::select! {
             _ = ticker.tick() => {}
             () = hub.shutdown_token().cancelled() => return,
+        }
+        if !hub.leads() {
+            continue;
         }
         publish_stocks(&hub, &mut rng, &mut prices).await;
         if tick % 2 == 0 {

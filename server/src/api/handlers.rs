@@ -175,9 +175,9 @@ pub(super) async fn user_private(segment: String, hub: Hub, query: PrivateQuery)
     ok(&json!({ "items": items }))
 }
 
-/// `GET /api/stats`.
+/// `GET /api/stats`: the cluster's counters, whichever node answers.
 pub(super) async fn stats(hub: Hub) -> ApiResult {
-    ok(&hub.stats())
+    ok(&hub.cluster_stats().await?)
 }
 
 /// `GET /api/connections?active=`.

@@ -189,6 +189,8 @@ pub enum NodeRequest {
     /// Create a room with these options, or set an existing one's (an API room, which
     /// every node then knows, so that its roles and `maxClients` hold on every node).
     ConfigureRoom(RoomName, RoomOptions),
+    /// This node's counters, with the users and rooms behind its counts.
+    Stats,
 }
 
 /// The answer to a [`NodeRequest`].
@@ -208,6 +210,23 @@ pub enum NodeAnswer {
     Removed,
     /// For [`NodeRequest::Rooms`].
     Rooms(Vec<crate::model::RoomInfo>),
+    /// For [`NodeRequest::Stats`]: one share per node that answered.
+    Stats(Vec<NodeStats>),
+}
+
+/// One node's share of the cluster's numbers. Counters add up across nodes, but a user
+/// or a room on two nodes is one: the names travel so that the asker counts each once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// The node's id: rates are computed per node, so a node missing from one survey
+    /// does not show as a dip and then a spike.
+    pub node: String,
+    /// Its own counters.
+    pub stats: crate::hub::Stats,
+    /// Its authenticated users.
+    pub users: Vec<UserId>,
+    /// Its rooms.
+    pub rooms: Vec<RoomName>,
 }
 
 /// What a node knows of its own presence (see [`LocalSide::presence_snapshot`]).
@@ -320,6 +339,13 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// hub keeps its own.
     fn presence(&self) -> Option<Arc<dyn crate::presence::Presence>> {
         None
+    }
+
+    /// Whether this node leads: runs what the cluster must do once and not once per
+    /// node (the `stats_update` push, the demo feed). Cheap, read at every tick; it may
+    /// change at any time. A single node always leads.
+    fn leads(&self) -> bool {
+        true
     }
 
     /// How the broker is doing, for `/healthz` and `/metrics`.

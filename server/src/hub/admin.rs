@@ -1,17 +1,19 @@
 //! What the HTTP API does to connections: list them, look one up, disconnect, read and
 //! replace their data, seat them in rooms. Every operation is a [`NodeRequest`] through
 //! the broker, answered by the node that holds the connection ([`Hub::answer`]); the API
-//! never touches a connection's state itself. Also the server's counters.
+//! never touches a connection's state itself. Also the server's counters: this node's,
+//! and the cluster's, summed from every node's share ([`NodeRequest::Stats`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use roomcast_protocol::{ClientId, CloseCode, ErrorCode, JoinReply, RoomName};
-use serde::Serialize;
+use roomcast_protocol::{ClientId, CloseCode, ErrorCode, JoinReply, RoomName, UserId};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ConnHandle, Hub};
 use crate::ServerError;
-use crate::broker::{NodeAnswer, NodeRequest};
+use crate::broker::{NodeAnswer, NodeRequest, NodeStats};
 use crate::metrics::Metrics;
 use crate::model::ConnectionInfo;
 
@@ -24,8 +26,8 @@ fn not_found(id: &ClientId) -> ServerError {
     ServerError::request(ErrorCode::NotFound, format!("no connection {id}"))
 }
 
-/// Server counters as JSON.
-#[derive(Debug, Clone, Serialize)]
+/// Server counters as JSON: one node's, or the cluster's (`GET /api/stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Open connections.
@@ -205,6 +207,7 @@ impl Hub {
                 let (_, created) = self.inner.rooms.configure(&room, options);
                 NodeAnswer::Count(usize::from(created))
             }
+            NodeRequest::Stats => NodeAnswer::Stats(vec![self.node_stats()]),
         })
     }
 
@@ -221,7 +224,7 @@ impl Hub {
         Ok(conn)
     }
 
-    /// Counters for `/api/stats`.
+    /// This node's counters.
     pub fn stats(&self) -> Stats {
         let m = &self.inner.metrics;
         Stats {
@@ -236,5 +239,89 @@ impl Hub {
             queue_drops: Metrics::read(&m.queue_drops),
             uptime_ms: u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
+    }
+}
+
+impl Hub {
+    /// The cluster's counters, what `GET /api/stats` answers: see [`Stats::sum`]. A node that
+    /// does not answer in time is missing from them, which is no error.
+    ///
+    /// # Errors
+    /// Broker failures.
+    pub async fn cluster_stats(&self) -> Result<Stats, ServerError> {
+        Ok(Stats::sum(
+            &self.stats_shares().await?,
+            self.stats().uptime_ms,
+        ))
+    }
+
+    /// Every answering node's share of the cluster's counters, this one's first.
+    ///
+    /// # Errors
+    /// Broker failures.
+    pub(crate) async fn stats_shares(&self) -> Result<Vec<NodeStats>, ServerError> {
+        match self.request(NodeRequest::Stats).await? {
+            NodeAnswer::Stats(shares) => Ok(shares),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Whether this node runs the cluster's once-per-cluster work (see
+    /// [`crate::broker::Broker::leads`]).
+    pub fn leads(&self) -> bool {
+        self.inner.broker.leads()
+    }
+
+    /// This node's share: its counters, and the names behind the counts that must not
+    /// be summed.
+    fn node_stats(&self) -> NodeStats {
+        let mut users = HashSet::new();
+        self.inner.registry.for_each_authenticated(|conn| {
+            if let Some(user) = conn.user() {
+                users.insert(user.user_id.clone());
+            }
+        });
+        NodeStats {
+            node: self.inner.config.cluster.node_id.clone(),
+            stats: self.stats(),
+            users: users.into_iter().collect(),
+            rooms: self
+                .inner
+                .rooms
+                .all()
+                .iter()
+                .map(|room| room.name.clone())
+                .collect(),
+        }
+    }
+}
+
+impl Stats {
+    /// The cluster's counters from its nodes' shares: connections, authenticated
+    /// connections, frames, bytes and drops are summed; users and rooms are the distinct
+    /// names across nodes (a user or a room on two nodes is one); the uptime is the
+    /// asking node's.
+    pub(crate) fn sum(shares: &[NodeStats], uptime_ms: u64) -> Self {
+        let mut total = Self {
+            uptime_ms,
+            ..Self::default()
+        };
+        let mut users: HashSet<&UserId> = HashSet::new();
+        let mut rooms: HashSet<&RoomName> = HashSet::new();
+        for share in shares {
+            let s = &share.stats;
+            total.connections += s.connections;
+            total.authenticated += s.authenticated;
+            total.messages_in += s.messages_in;
+            total.messages_out += s.messages_out;
+            total.bytes_in += s.bytes_in;
+            total.bytes_out += s.bytes_out;
+            total.queue_drops += s.queue_drops;
+            users.extend(&share.users);
+            rooms.extend(&share.rooms);
+        }
+        total.users = users.len();
+        total.rooms = rooms.len();
+        total
     }
 }

@@ -15,12 +15,14 @@
 //! its deadline. This module owns the command connection, the room watch counts and the
 //! waiting requests; [`subscriber`] owns the subscription, [`nodes`] the heartbeat.
 
+mod leader;
 mod nodes;
 mod presence;
 mod publisher;
 mod reaper;
 mod registry;
 mod replies;
+mod requests;
 mod subscriber;
 mod wire;
 
@@ -31,13 +33,14 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
-use roomcast_protocol::{ErrorCode, RoomName};
+use roomcast_protocol::RoomName;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use self::replies::Replies;
-use self::wire::{Header, Kind, Reply, WireError};
+use self::requests::{is_not_found, merge, owned_by_one, silent};
+use self::wire::{Header, Kind, Reply};
 use super::{
     AckRequest, AckResults, Broker, BrokerHealth, Delivery, LocalSide, NodeAnswer, NodeRequest,
     Reach, Target,
@@ -126,6 +129,8 @@ struct Shared {
     clock_offset: std::sync::atomic::AtomicI64,
     /// When this node last heard its own heartbeat on the bus (ms).
     heard_own: AtomicU64,
+    /// Whether this node leads, as [`leader`] last found.
+    leading: AtomicBool,
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     counters: Counters,
@@ -193,6 +198,7 @@ impl RedisBroker {
                 beating_since: AtomicU64::new(0),
                 clock_offset: std::sync::atomic::AtomicI64::new(0),
                 heard_own: AtomicU64::new(now_ms()),
+                leading: AtomicBool::new(false),
                 stop: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),
                 counters,
@@ -331,6 +337,7 @@ impl Broker for RedisBroker {
                 tokio::spawn(publisher::run(shared.clone(), queued)),
                 tokio::spawn(nodes::beat(shared.clone())),
                 tokio::spawn(nodes::check_positions(shared.clone())),
+                tokio::spawn(leader::watch(shared.clone())),
             ];
             shared
                 .tasks
@@ -343,6 +350,7 @@ impl Broker for RedisBroker {
                 Ok(Ok(())) => {
                     reaper::clear_previous(shared).await;
                     nodes::once(shared).await;
+                    leader::check(shared).await;
                     Ok(())
                 }
                 _ => Err(ServerError::Broker(format!(
@@ -532,6 +540,10 @@ impl Broker for RedisBroker {
         Some(Arc::new(presence::RedisPresence::new(self.shared.clone())))
     }
 
+    fn leads(&self) -> bool {
+        self.shared.leading.load(Ordering::Relaxed)
+    }
+
     fn health(&self) -> BrokerHealth {
         let c = &self.shared.counters;
         BrokerHealth {
@@ -546,52 +558,4 @@ impl Broker for RedisBroker {
             reaped_nodes: c.reaped.load(Ordering::Relaxed),
         }
     }
-}
-
-/// The live nodes, but this one, that sent no reply.
-fn silent<'a>(
-    shared: &'a Shared,
-    live: &'a [String],
-    answered: &'a HashSet<String>,
-) -> impl Iterator<Item = &'a String> {
-    live.iter()
-        .filter(move |node| node.as_str() != shared.node() && !answered.contains(*node))
-}
-
-/// Whether a request is about one connection, which exactly one node holds.
-fn owned_by_one(request: &NodeRequest) -> bool {
-    !matches!(
-        request,
-        NodeRequest::List { .. }
-            | NodeRequest::DisconnectAll
-            | NodeRequest::ClearRoom(_)
-            | NodeRequest::ConfigureRoom(..)
-            | NodeRequest::ReloadSubscriptions(_)
-            | NodeRequest::Rooms
-    )
-}
-
-fn is_not_found(answer: &Result<NodeAnswer, ServerError>) -> bool {
-    matches!(answer, Err(err) if err.code() == ErrorCode::NotFound)
-}
-
-/// This node's answer to a request on every node, merged with the others'.
-fn merge(
-    mut here: NodeAnswer,
-    others: impl Iterator<Item = Result<NodeAnswer, WireError>>,
-) -> Result<NodeAnswer, ServerError> {
-    for other in others {
-        match (&mut here, other) {
-            (NodeAnswer::Connections(list), Ok(NodeAnswer::Connections(more))) => list.extend(more),
-            (NodeAnswer::Count(n), Ok(NodeAnswer::Count(more))) => *n += more,
-            (NodeAnswer::Rooms(rooms), Ok(NodeAnswer::Rooms(more))) => rooms.extend(more),
-            (_, Err(err)) => {
-                warn!(code = ?err.code, message = %err.message, "a node failed a request");
-            }
-            (_, Ok(other)) => {
-                warn!(answer = ?other, "a node answered a request with the wrong kind");
-            }
-        }
-    }
-    Ok(here)
 }

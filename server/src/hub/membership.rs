@@ -61,6 +61,11 @@ impl Hub {
             replayed: 0,
         };
         let limit = self.config().limits.presence_limit;
+        // From the room's decision (first connection of the user here?) to the cluster's
+        // presence hearing of it, one step at a time for this user in this room: else a
+        // leave and a quick re-entry could reach Redis swapped (a `user_leave` for a user
+        // who is in, or an entry that outlives its leave).
+        let turn = self.inner.presence_turns.lock_in(name, &user.user_id).await;
         // A new member: the node hears the room's deliveries from every node before the
         // member is in (and its replay is read), so none falls between the two.
         if !already {
@@ -117,6 +122,7 @@ impl Hub {
         };
         if conn.state().closed {
             // The connection closed while joining; undo so no dead member stays behind.
+            drop(turn);
             self.leave_room(conn, name).await;
             return Err(ServerError::request(
                 ErrorCode::NotFound,
@@ -215,6 +221,11 @@ impl Hub {
             return;
         };
         let limit = self.config().limits.presence_limit;
+        let user = conn.user();
+        let _turn = match &user {
+            Some(user) => Some(self.inner.presence_turns.lock_in(name, &user.user_id).await),
+            None => None,
+        };
         let Some(exited) = room.exit(conn, limit) else {
             return;
         };

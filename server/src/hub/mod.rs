@@ -90,6 +90,9 @@ struct Inner {
     topics: Arc<Topics>,
     batches: Batches,
     user_locks: UserLocks,
+    /// One turn per user and room: a user's entering and leaving a room here reach the
+    /// cluster's presence in the order they happened in the room (see `membership`).
+    presence_turns: UserLocks,
     shutdown: CancellationToken,
     /// Background work (batch timers, the stats push, the demo feed) that shutdown
     /// waits for.
@@ -142,6 +145,7 @@ impl Hub {
             topics: topics.clone(),
             batches: Batches::default(),
             user_locks: UserLocks::new(),
+            presence_turns: UserLocks::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),
@@ -450,11 +454,18 @@ impl UserLocks {
     }
 
     async fn lock(&self, user: &UserId) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock_hashed(user.as_str()).await
+    }
+
+    /// The turn of one user in one room.
+    async fn lock_in(&self, room: &RoomName, user: &UserId) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock_hashed((room.as_str(), user.as_str())).await
+    }
+
+    async fn lock_hashed(&self, key: impl std::hash::Hash) -> tokio::sync::MutexGuard<'_, ()> {
         use std::hash::{BuildHasher, RandomState};
         static STRIPES: OnceLock<RandomState> = OnceLock::new();
-        let hash = STRIPES
-            .get_or_init(RandomState::new)
-            .hash_one(user.as_str());
+        let hash = STRIPES.get_or_init(RandomState::new).hash_one(key);
         let stripe = usize::try_from(hash % USER_LOCK_STRIPES as u64).unwrap_or(0);
         self.stripes[stripe].lock().await
     }

@@ -19,6 +19,7 @@ mod nodes;
 mod presence;
 mod publisher;
 mod reaper;
+mod reconcile;
 mod registry;
 mod replies;
 mod subscriber;
@@ -331,6 +332,7 @@ impl Broker for RedisBroker {
                 tokio::spawn(publisher::run(shared.clone(), queued)),
                 tokio::spawn(nodes::beat(shared.clone())),
                 tokio::spawn(nodes::check_positions(shared.clone())),
+                tokio::spawn(reconcile::run(shared.clone())),
             ];
             shared
                 .tasks

@@ -20,6 +20,7 @@ mod nodes;
 mod presence;
 mod publisher;
 mod reaper;
+mod reconcile;
 mod registry;
 mod replies;
 mod requests;
@@ -338,6 +339,7 @@ impl Broker for RedisBroker {
                 tokio::spawn(nodes::beat(shared.clone())),
                 tokio::spawn(nodes::check_positions(shared.clone())),
                 tokio::spawn(leader::watch(shared.clone())),
+                tokio::spawn(reconcile::run(shared.clone())),
             ];
             shared
                 .tasks

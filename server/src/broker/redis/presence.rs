@@ -10,6 +10,9 @@
 //!   `P:n:<node>:rooms`: the rooms a node wrote (what the reaper visits);
 //! - `P:u:<user>`: hash connection → node, the user's connections everywhere (the
 //!   per-user limit, "is this user online"); `P:n:<node>:users`: the reaper's index.
+//!
+//! A write that fails here (Redis away) is not retried: the reconcile
+//! ([`super::reconcile`]) brings this node's keys back to what it has.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -189,7 +192,7 @@ impl Shared {
         format!("{}:n:{node}:{what}", self.options.prefix)
     }
 
-    pub(super) fn user_key(&self, user: &UserId) -> String {
+    pub(super) fn user_key(&self, user: &(impl std::fmt::Display + ?Sized)) -> String {
         format!("{}:u:{user}", self.options.prefix)
     }
 

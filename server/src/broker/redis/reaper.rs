@@ -8,7 +8,8 @@
 //!   dead node's key is back (it was only slow, and rewrote its keys).
 //! - [`rebuild`]: a node whose own key is gone (it was reaped while slow, or Redis
 //!   restarted empty) rewrites every key it owns from what it knows, announcing nothing:
-//!   no join storm after a Redis restart.
+//!   no join storm after a Redis restart. Keys that are only partly wrong (a write lost
+//!   in a blip) are the reconcile's ([`super::reconcile`]).
 
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
@@ -202,74 +203,31 @@ pub(super) async fn clear_previous(shared: &Shared) {
     }
 }
 
-/// Rewrites every key this node owns from the local side's snapshot, its node key first
-/// (a reaper that finds it stops touching this node's keys).
+/// Rewrites every key this node owns from the local side, its node key first (a reaper
+/// that finds it stops touching this node's keys), announcing nothing. The writing is the
+/// reconcile's [`restore`](super::reconcile::restore): it reads the local side again
+/// afterwards and takes back what left meanwhile, so a leave between the snapshot and
+/// the write is not written back.
 pub(super) async fn rebuild(shared: &Shared) {
-    let Ok(local) = shared.local() else { return };
-    let snapshot = local.presence_snapshot();
     let node = shared.node();
-    let mut pipe = redis::pipe();
-    pipe.cmd("SET")
+    let mut commands = shared.commands.clone();
+    let key = redis::cmd("SET")
         .arg(shared.node_channel(node))
         .arg(crate::clock::now_ms())
         .arg("PX")
         .arg(shared.options.ttl.as_millis() as u64)
-        .ignore();
-    for room in &snapshot.rooms {
-        for user in &room.users {
-            pipe.cmd("HSET")
-                .arg(shared.room_hash(&room.name, node))
-                .arg(user.user_id.as_str())
-                .arg(Shared::entry(user))
-                .ignore();
-        }
-        if !room.users.is_empty() {
-            pipe.cmd("SADD")
-                .arg(shared.room_key(&room.name, "nodes"))
-                .arg(node)
-                .ignore();
-        }
-        pipe.cmd("HSET")
-            .arg(shared.room_key(&room.name, "seats"))
-            .arg(node)
-            .arg(room.connections)
-            .ignore()
-            .cmd("SADD")
-            .arg(shared.node_key(node, "rooms"))
-            .arg(room.name.as_str())
-            .ignore();
-    }
-    for info in &snapshot.connections {
-        let Some(user) = &info.user else { continue };
-        pipe.cmd("HSET")
-            .arg(shared.user_key(&user.user_id))
-            .arg(info.client_id.as_str())
-            .arg(node)
-            .ignore()
-            .cmd("SADD")
-            .arg(shared.node_key(node, "users"))
-            .arg(user.user_id.as_str())
-            .ignore();
-    }
-    let mut commands = shared.commands.clone();
-    let mut written = pipe.query_async::<()>(&mut commands).await;
-    for info in &snapshot.connections {
-        if written.is_err() {
-            break;
-        }
-        written = shared.record_connection(info).await.map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::Io, "registry", e.to_string()))
-        });
-    }
+        .query_async::<()>(&mut commands)
+        .await;
+    let written = match key {
+        Ok(()) => super::reconcile::restore(shared).await,
+        Err(err) => Err(err),
+    };
     match written {
-        Ok(()) => info!(
-            node,
-            rooms = snapshot.rooms.len(),
-            connections = snapshot.connections.len(),
-            "this node's presence keys written"
-        ),
+        Ok(()) => info!(node, "this node's presence keys written"),
         Err(err) => {
-            warn!(node, cause = %err, "this node's presence keys not written; retried at the next beat");
+            // Without its node key the next beat rebuilds again; with it, the next
+            // reconcile pass writes what is still missing.
+            warn!(node, cause = %err, "this node's presence keys not all written");
         }
     }
 }

@@ -23,24 +23,44 @@ struct Entry {
     info: ConnectionInfo,
 }
 
+/// The node a registry entry names, `None` when it is not one.
+pub(super) fn entry_node(raw: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Owner {
+        node: String,
+    }
+    serde_json::from_str::<Owner>(raw)
+        .ok()
+        .map(|owner| owner.node)
+}
+
 fn failed(err: &redis::RedisError) -> ServerError {
     ServerError::Broker(format!("connection registry unavailable: {err}"))
 }
 
 impl Shared {
-    fn conns_key(&self) -> String {
+    pub(super) fn conns_key(&self) -> String {
         self.channel("conns")
     }
 
     /// Records a connection of this node.
     pub(super) async fn record_connection(&self, info: &ConnectionInfo) -> Result<(), ServerError> {
+        let mut pipe = redis::pipe();
+        self.queue_record(&mut pipe, info);
+        let mut commands = self.commands.clone();
+        pipe.query_async::<()>(&mut commands)
+            .await
+            .map_err(|e| failed(&e))
+    }
+
+    /// Adds the writes that record `info` as this node's to `pipe` (their replies
+    /// ignored), for whoever writes several at once (the reconcile).
+    pub(super) fn queue_record(&self, pipe: &mut redis::Pipeline, info: &ConnectionInfo) {
         let entry = super::wire::json_string(&Entry {
             node: self.node().to_owned(),
             info: info.clone(),
         });
-        let mut commands = self.commands.clone();
-        redis::pipe()
-            .cmd("HSET")
+        pipe.cmd("HSET")
             .arg(self.conns_key())
             .arg(info.client_id.as_str())
             .arg(entry)
@@ -48,27 +68,29 @@ impl Shared {
             .cmd("SADD")
             .arg(self.node_key(self.node(), "conns"))
             .arg(info.client_id.as_str())
-            .ignore()
-            .query_async::<()>(&mut commands)
-            .await
-            .map_err(|e| failed(&e))
+            .ignore();
     }
 
     /// Forgets a connection of this node.
     pub(super) async fn forget_connection(&self, client: &ClientId) -> Result<(), ServerError> {
+        let mut pipe = redis::pipe();
+        self.queue_forget(&mut pipe, client.as_str());
         let mut commands = self.commands.clone();
-        redis::pipe()
-            .cmd("HDEL")
+        pipe.query_async::<()>(&mut commands)
+            .await
+            .map_err(|e| failed(&e))
+    }
+
+    /// Adds the writes that forget this node's connection `client` to `pipe`.
+    pub(super) fn queue_forget(&self, pipe: &mut redis::Pipeline, client: &str) {
+        pipe.cmd("HDEL")
             .arg(self.conns_key())
-            .arg(client.as_str())
+            .arg(client)
             .ignore()
             .cmd("SREM")
             .arg(self.node_key(self.node(), "conns"))
-            .arg(client.as_str())
-            .ignore()
-            .query_async::<()>(&mut commands)
-            .await
-            .map_err(|e| failed(&e))
+            .arg(client)
+            .ignore();
     }
 
     /// The connections of `node` as the registry has them.

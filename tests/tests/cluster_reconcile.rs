@@ -144,9 +144,15 @@ async fn a_leave_lost_in_a_redis_blip_is_announced_once_and_frees_the_users_slot
         return;
     };
     let (mut watcher, _) = member(&cluster[1], "watcher", "lobby").await;
+    // A member on alice's own node, which hears her leave when it happens.
+    let (mut neighbour, _) = member(&cluster[0], "neighbour", "lobby").await;
     let (alice, _) = member(&cluster[0], "alice", "lobby").await;
     assert_eq!(
         notices_about(&mut watcher, "alice", Duration::from_millis(300)).await,
+        ["user_join"]
+    );
+    assert_eq!(
+        notices_about(&mut neighbour, "alice", Duration::from_millis(300)).await,
         ["user_join"]
     );
 
@@ -180,9 +186,15 @@ async fn a_leave_lost_in_a_redis_blip_is_announced_once_and_frees_the_users_slot
     }
     seen.extend(notices_about(&mut watcher, "alice", Duration::from_secs(2)).await);
     assert_eq!(seen, ["user_leave"], "exactly one notice");
+    // Her node's member heard it when she left, and not again from the repair.
+    assert_eq!(
+        notices_about(&mut neighbour, "alice", Duration::from_millis(300)).await,
+        ["user_leave"],
+        "one notice on her own node too"
+    );
     // A newcomer does not see her.
     let users = user_list_until(&cluster[1], "lobby", |_| true).await;
-    assert_eq!(users, ["late", "watcher"]);
+    assert_eq!(users, ["late", "neighbour", "watcher"]);
     // Her slot on node 0 is free: she may open as many connections as the limit (2).
     let (first, _) = authenticate(&cluster[1], "alice").await;
     let (second, closed) = authenticate(&cluster[1], "alice").await;

@@ -279,13 +279,19 @@ pub trait LocalSide: Send + Sync + 'static {
     /// broker writes back when its keys were lost.
     fn presence_snapshot(&self) -> PresenceSnapshot;
 
-    /// The members of a dead node have left `room` for good (no live node has them):
-    /// the room hears `user_leave` for each, as if they had left.
+    /// Members have left `room` for good (no live node has them): the room hears
+    /// `user_leave` for each, as if they had left. `elsewhere_only` when this node's own
+    /// members already heard it (a leave whose presence call failed, repaired later).
     fn announce_leaves(
         &self,
         room: RoomName,
         users: Vec<roomcast_protocol::User>,
+        elsewhere_only: bool,
     ) -> LocalFuture<()>;
+
+    /// Whether the node is shutting down: its members are leaving without telling the
+    /// presence (the reaper will), so what its keys hold is not stale.
+    fn draining(&self) -> bool;
 }
 
 /// Fans deliveries out to every node, and routes connection operations to their node.
@@ -304,6 +310,15 @@ pub trait Broker: Send + Sync + std::fmt::Debug + 'static {
     /// [`ServerError::Broker`] when the broker is not started. A bus that is away is no
     /// error: this node's recipients still get the delivery.
     fn publish(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>>;
+
+    /// Publishes `delivery` to the other nodes only (a single node has none).
+    ///
+    /// # Errors
+    /// As [`Self::publish`].
+    fn publish_elsewhere(&self, delivery: Delivery) -> BoxFuture<'_, Result<(), ServerError>> {
+        drop(delivery);
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// Publishes `delivery` like [`Self::publish`] and resolves to its reach on every
     /// node (what the HTTP API reports), waiting for the other nodes' counts.

@@ -229,13 +229,19 @@ impl LocalSide for Local {
         &self,
         room: roomcast_protocol::RoomName,
         users: Vec<roomcast_protocol::User>,
+        elsewhere_only: bool,
     ) -> LocalFuture<()> {
         let hub = self.hub();
         Box::pin(async move {
             if let Ok(hub) = hub {
-                hub.announce_leaves(&room, users).await;
+                hub.announce_leaves(&room, users, elsewhere_only).await;
             }
         })
+    }
+
+    fn draining(&self) -> bool {
+        self.hub()
+            .is_ok_and(|hub| hub.shutdown_token().is_cancelled())
     }
 
     fn check_positions(&self) -> LocalFuture<()> {

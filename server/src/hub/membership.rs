@@ -184,9 +184,16 @@ impl Hub {
         }
     }
 
-    /// `user_leave` in `room` for each of `users`, who were on a node that died and are
-    /// on no other: unless the room, as this node knows it, announces no presence.
-    pub(super) async fn announce_leaves(&self, room: &RoomName, users: Vec<User>) {
+    /// `user_leave` in `room` for each of `users`, who are on no live node (their node
+    /// died, or their leave's presence call failed and was repaired later): unless the
+    /// room, as this node knows it, announces no presence. `elsewhere_only`: to the
+    /// other nodes, when this one's members heard it already.
+    pub(super) async fn announce_leaves(
+        &self,
+        room: &RoomName,
+        users: Vec<User>,
+        elsewhere_only: bool,
+    ) {
         if self
             .inner
             .rooms
@@ -201,8 +208,14 @@ impl Hub {
                 user,
                 timestamp: now_ms(),
             };
-            self.publish_quietly(Delivery::new(Target::Room(room.clone()), frame(&message)))
-                .await;
+            let delivery = Delivery::new(Target::Room(room.clone()), frame(&message));
+            if elsewhere_only {
+                if let Err(err) = self.inner.broker.publish_elsewhere(delivery).await {
+                    warn!(cause = %err, "presence notice not delivered");
+                }
+            } else {
+                self.publish_quietly(delivery).await;
+            }
         }
     }
 

@@ -379,6 +379,18 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn publish_elsewhere(&self, delivery: Delivery) -> BoxFuture<'_, Result<(), ServerError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let (header, payload) = wire::delivery_message(shared.node(), &delivery);
+            shared.enqueue(
+                shared.target_channel(&delivery.target),
+                wire::encode(&header, &payload),
+            );
+            Ok(())
+        })
+    }
+
     fn publish_counted(&self, delivery: Delivery) -> BoxFuture<'_, Result<Reach, ServerError>> {
         Box::pin(async move {
             let shared = &self.shared;

@@ -148,7 +148,7 @@ async fn reap_node(shared: &Shared, dead: &str) -> redis::RedisResult<usize> {
         if !users.is_empty()
             && let Ok(local) = shared.local()
         {
-            local.announce_leaves(room, users).await;
+            local.announce_leaves(room, users, false).await;
         }
     }
     let users: Vec<String> = redis::cmd("SMEMBERS")

@@ -129,7 +129,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
         // 0 while beats fail (Redis is away: nothing to read or repair); a new value
         // once they succeed again, when the writes that failed meanwhile want repair.
         let since = shared.beating_since.load(Ordering::Relaxed);
-        if since == 0 {
+        // While the node drains, its members leave without telling the presence (the
+        // reaper will, a TTL after the last beat): its entries are not stale.
+        if since == 0 || shared.local().is_ok_and(|local| local.draining()) {
             continue;
         }
         let back = beating_since.is_some_and(|seen| seen != since);
@@ -184,7 +186,10 @@ async fn pass(shared: &Shared, previous: &Suspects, mode: Mode) -> redis::RedisR
                 if remove_member(shared, room, user, entry).await? == 1
                     && let Ok(gone) = serde_json::from_str::<Entry>(entry)
                 {
-                    local.announce_leaves(room.clone(), vec![gone.user]).await;
+                    // This node's own members heard the leave when it happened.
+                    local
+                        .announce_leaves(room.clone(), vec![gone.user], true)
+                        .await;
                 }
             }
             Stale::Seats { room, seen, here } => set_seats(shared, room, *seen, *here).await?,

@@ -189,6 +189,46 @@ async fn send_reaches_a_client_on_another_node_and_unknown_ids_are_404_everywher
     cluster.stop().await;
 }
 
+/// What node `index` has received from the bus so far (`/healthz`).
+async fn received(cluster: &Cluster, index: usize) -> i64 {
+    let (_, health) = cluster[index].get("/healthz").await;
+    health["broker"]["received"].as_i64().expect("received")
+}
+
+#[tokio::test]
+async fn what_is_for_one_client_goes_to_its_node_only() {
+    // The registry names the node a connection is on: a send to it, and a request about
+    // it, is published on that node's own channel, so a third node never hears it.
+    let cluster = cluster!(3);
+    let mut bob = member(&cluster[1], "bob", &[]).await;
+    let (owner_before, other_before) = (received(&cluster, 1).await, received(&cluster, 2).await);
+    const SENDS: i64 = 20;
+    for n in 0..SENDS {
+        let message = payload(&format!("direct {n}"));
+        let (status, body) = cluster[0]
+            .post(
+                "/api/send",
+                json!({ "clientId": bob.client_id, "message": message }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        gets(&mut bob, &message).await;
+        let (status, body) = cluster[0]
+            .get(&format!("/api/connections/{}", bob.client_id))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let owner = received(&cluster, 1).await - owner_before;
+    let other = received(&cluster, 2).await - other_before;
+    // Both hear the same heartbeats meanwhile; only the owner hears the sends and the
+    // requests.
+    assert!(
+        owner - other >= 2 * SENDS,
+        "node 1 received {owner} messages, node 2 {other}: the third node heard them too"
+    );
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn acknowledged_sends_report_every_client_on_every_node() {
     let cluster = cluster!(3);

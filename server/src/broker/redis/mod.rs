@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use self::replies::Replies;
-use self::requests::{is_not_found, merge, owned_by_one, silent};
+use self::requests::{client_of, is_not_found, merge, owned_by_one, silent};
 use self::wire::{Header, Kind, Reply};
 use super::{
     AckRequest, AckResults, Broker, BrokerHealth, Delivery, LocalSide, NodeAnswer, NodeRequest,
@@ -371,10 +371,8 @@ impl Broker for RedisBroker {
                 return Ok(reach);
             }
             let (header, payload) = wire::delivery_message(shared.node(), &delivery);
-            shared.enqueue(
-                shared.target_channel(&delivery.target),
-                wire::encode(&header, &payload),
-            );
+            let channel = shared.route(&delivery.target).await;
+            shared.enqueue(channel, wire::encode(&header, &payload));
             Ok(reach)
         })
     }
@@ -399,7 +397,7 @@ impl Broker for RedisBroker {
                 return Ok(reach);
             }
             let (header, payload) = wire::delivery_message(shared.node(), &delivery);
-            let channel = shared.target_channel(&delivery.target);
+            let channel = shared.route(&delivery.target).await;
             let mut users: std::collections::BTreeSet<_> = reach.user_ids.drain(..).collect();
             for (_, reply) in shared
                 .survey(&channel, header, &payload, SURVEY_TIMEOUT)
@@ -429,7 +427,7 @@ impl Broker for RedisBroker {
             header.a = Some(ack.correlation.clone());
             header.d = Some(ack.deadline);
             let wait = Duration::from_millis(ack.deadline.saturating_sub(now_ms())) + ACK_GRACE;
-            let channel = shared.target_channel(&delivery.target);
+            let channel = shared.route(&delivery.target).await;
             let live = shared.live_node_ids().await.unwrap_or_default();
             // Each other node's recipients, as the registry has them now: if the node dies
             // while the clients are waited for, the reaper may clear its entries first.
@@ -487,8 +485,12 @@ impl Broker for RedisBroker {
             } else {
                 Vec::new()
             };
+            let channel = match client_of(&request) {
+                Some(client) => shared.route_client(client).await,
+                None => shared.channel("bcast"),
+            };
             let replies = shared
-                .survey(&shared.channel("bcast"), header, &payload, SURVEY_TIMEOUT)
+                .survey(&channel, header, &payload, SURVEY_TIMEOUT)
                 .await;
             let answered: HashSet<String> = replies.iter().map(|(node, _)| node.clone()).collect();
             let answers = replies.into_iter().filter_map(|(_, reply)| match reply {

@@ -43,6 +43,32 @@ impl Shared {
         self.channel("conns")
     }
 
+    /// Where a message for one connection goes: its owner's own channel when the
+    /// registry names another node, else every node's (a connection still
+    /// authenticating is not registered yet, and a registry that cannot be read must not
+    /// lose the message). Any other target: its usual channel.
+    pub(super) async fn route(&self, target: &Target) -> String {
+        let Target::Client(client) = target else {
+            return self.target_channel(target);
+        };
+        self.route_client(client).await
+    }
+
+    /// [`Self::route`] for one connection.
+    pub(super) async fn route_client(&self, client: &ClientId) -> String {
+        let mut commands = self.commands.clone();
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(self.conns_key())
+            .arg(client.as_str())
+            .query_async(&mut commands)
+            .await
+            .unwrap_or(None);
+        match raw.as_deref().and_then(entry_node) {
+            Some(owner) if owner != self.node() => self.node_channel(&owner),
+            _ => self.channel("bcast"),
+        }
+    }
+
     /// Records a connection of this node.
     pub(super) async fn record_connection(&self, info: &ConnectionInfo) -> Result<(), ServerError> {
         let mut pipe = redis::pipe();

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use roomcast_protocol::ErrorCode;
+use roomcast_protocol::{ClientId, ErrorCode};
 use tracing::warn;
 
 use super::Shared;
@@ -35,6 +35,19 @@ pub(super) fn owned_by_one(request: &NodeRequest) -> bool {
             | NodeRequest::Rooms
             | NodeRequest::Stats
     )
+}
+
+/// The connection a request is about, when it is about one.
+pub(super) fn client_of(request: &NodeRequest) -> Option<&ClientId> {
+    match request {
+        NodeRequest::Info(client)
+        | NodeRequest::Disconnect(client)
+        | NodeRequest::GetData(client)
+        | NodeRequest::SetData(client, _)
+        | NodeRequest::AddMember(client, _)
+        | NodeRequest::RemoveMember(client, _) => Some(client),
+        _ => None,
+    }
 }
 
 pub(super) fn is_not_found(answer: &Result<NodeAnswer, ServerError>) -> bool {

@@ -1,7 +1,9 @@
 //! The core's behaviour, driven like the façade drives it: inputs in, effects out.
 
+use roomcast_protocol::{ErrorCode, codec};
 use serde_json::{Value, json};
 
+use super::membership::{REJOIN_RETRIES, REJOIN_RETRY_MS};
 use super::*;
 
 const URL: &str = "ws://127.0.0.1:8080/ws";

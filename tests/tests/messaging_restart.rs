@@ -4,35 +4,10 @@
 
 mod messaging_common;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use messaging_common::*;
 use roomcast_server::Settings;
-use roomcast_tests::TestServer;
+use roomcast_tests::{TestServer, remove_sqlite_store, sqlite_store_file};
 use serde_json::json;
-
-// ---------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------
-
-/// A fresh SQLite file for one test, unique per process, call and test name.
-fn store_file(test: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!(
-        "roomcast-messaging-{}-{n}-{test}.db",
-        std::process::id()
-    ));
-    remove_store(&path);
-    path
-}
-
-fn remove_store(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Restart
@@ -40,7 +15,7 @@ fn remove_store(path: &std::path::Path) {
 
 #[tokio::test]
 async fn notifications_private_messages_and_persistent_rooms_survive_a_restart() {
-    let path = store_file("restart");
+    let path = sqlite_store_file("restart");
     let settings = || Settings {
         store: Some(format!("sqlite://{}", path.display())),
         ..Settings::default()
@@ -105,5 +80,5 @@ async fn notifications_private_messages_and_persistent_rooms_survive_a_restart()
     );
     bob.close().await;
     server.stop().await;
-    remove_store(&path);
+    remove_sqlite_store(&path);
 }

@@ -6,14 +6,12 @@
 
 mod recovery_common;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use recovery_common::*;
 use reqwest::Method;
 use roomcast_server::Settings;
-use roomcast_tests::{Client, TestServer, WAIT, response};
+use roomcast_tests::{Client, TestServer, WAIT, remove_sqlite_store, response, sqlite_store_file};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
@@ -39,24 +37,6 @@ async fn wait_until_gone(server: &TestServer, user: &str) {
             "{user} is still connected: {body}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A fresh SQLite file path for one test.
-fn store_file(test: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!(
-        "roomcast-recovery-{}-{n}-{test}.db",
-        std::process::id()
-    ));
-    remove_store(&path);
-    path
-}
-
-fn remove_store(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
 
@@ -227,7 +207,7 @@ async fn subscriptions_survive_a_reconnect() {
 
 #[tokio::test]
 async fn subscriptions_survive_a_restart_with_a_sqlite_store() {
-    let path = store_file("subscriptions-restart");
+    let path = sqlite_store_file("subscriptions-restart");
     let settings = || Settings {
         store: Some(format!("sqlite://{}", path.display())),
         ..Settings::default()
@@ -245,7 +225,7 @@ async fn subscriptions_survive_a_restart_with_a_sqlite_store() {
     assert_eq!(expect_update(&mut alice).await, stocks(&[("MSFT", 2)]));
     alice.expect_silence(QUIET).await;
     server.stop().await;
-    remove_store(&path);
+    remove_sqlite_store(&path);
 }
 
 #[tokio::test]

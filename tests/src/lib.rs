@@ -258,6 +258,27 @@ pub fn sign(secret: &str, claims: &Value) -> String {
     .expect("sign")
 }
 
+/// A fresh SQLite file path for one test (`ROOMCAST_STORE=sqlite://...`), unique per
+/// process, call and test name, with nothing left at it from an earlier run.
+#[must_use]
+pub fn sqlite_store_file(test: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "roomcast-test-{}-{n}-{test}.db",
+        std::process::id()
+    ));
+    remove_sqlite_store(&path);
+    path
+}
+
+/// Removes a SQLite store file and its `-wal` and `-shm` companions, if there.
+pub fn remove_sqlite_store(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 /// The dev secret and key, for tests that need them by name.
 pub const SECRET: &str = DEV_JWT_SECRET;
 /// The dev API key.

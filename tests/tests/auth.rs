@@ -1,22 +1,20 @@
 //! End-to-end tests of a connection's life before and around its identity (CONTRACT §2,
 //! §3, §5, §8): authentication with `?token=` and with `auth`, what an unauthenticated
-//! connection may do, the auth timeout, token refresh and expiry, client `ping` and the
-//! server's heartbeat, the per-user and total connection limits, and default rooms.
-//! After each refusal the server must keep serving everyone else.
+//! connection may do, the auth timeout, token refresh and expiry, and the default rooms
+//! `auth_ok` lists. After each refusal the server must keep serving everyone else. Client
+//! `ping` and the heartbeat: `heartbeat.rs`; connection limits: `connection_limits.rs`.
+
+mod auth_common;
 
 use std::time::{Duration, Instant};
 
+use auth_common::*;
 use roomcast_server::{Settings, now_ms};
-use roomcast_tests::{Client, Closed, SECRET, TestServer, WAIT, sign};
+use roomcast_tests::{Closed, SECRET, TestServer, sign};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// `{"alg":"none","typ":"JWT"}`, base64url without padding.
 const ALG_NONE_HEADER: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
-
-type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn now_s() -> u64 {
     now_ms() / 1000
@@ -59,20 +57,6 @@ fn bad_tokens(server: &TestServer) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `ts` is an integer millisecond timestamp within a minute of now.
-fn assert_recent(ts: &Value) {
-    let ts = ts.as_u64().unwrap_or_else(|| panic!("timestamp {ts}"));
-    assert!(now_ms().abs_diff(ts) < 60_000, "timestamp {ts} is not now");
-}
-
-/// `message` is an `error` with this code, carrying `id` (or no `id` at all).
-fn assert_error(message: &Value, code: &str, id: Option<&Value>) {
-    assert_eq!(message["type"], "error", "{message}");
-    assert_eq!(message["code"], code, "{message}");
-    assert!(message["message"].is_string(), "{message}");
-    assert_eq!(message.get("id"), id, "{message}");
-}
-
 /// `auth_ok` for `claims` (a token with `sub`, `exp` and maybe `name`/`roles`/`info`):
 /// the public user object is built from the claims, `info` flattened into it.
 fn assert_auth_ok(message: &Value, claims: &Value, rooms: &Value) {
@@ -96,86 +80,6 @@ fn assert_auth_ok(message: &Value, claims: &Value, rooms: &Value) {
     let exp = claims["exp"].as_u64().expect("claims carry exp");
     assert_eq!(message["expiresAt"], exp * 1000, "{message}");
     assert_recent(&message["timestamp"]);
-}
-
-/// Sends `auth` with `token` and request id `id`; returns the next message.
-async fn send_auth(client: &mut Client, token: &str, id: Option<&str>) -> Value {
-    let mut auth = json!({ "type": "auth", "token": token });
-    if let Some(id) = id {
-        auth["id"] = json!(id);
-    }
-    client.send(auth).await;
-    client.recv().await
-}
-
-/// Sends `auth` and expects a refusal: exactly one `error` with `code` (and the request
-/// id), then the close `close_code`, and never an `auth_ok`.
-async fn expect_auth_refused(client: &mut Client, token: &str, code: &str, close_code: u16) {
-    client
-        .send(json!({ "type": "auth", "token": token, "id": "refused" }))
-        .await;
-    let (seen, closed) = client.closed().await;
-    assert_eq!(
-        seen.len(),
-        1,
-        "exactly one error before the close: {seen:?}"
-    );
-    assert_error(&seen[0], code, Some(&json!("refused")));
-    assert_eq!(closed, Closed::Code(close_code), "after {seen:?}");
-}
-
-/// A `ping` with an id is answered by a `pong` with that id: the connection is usable.
-async fn assert_usable(client: &mut Client) {
-    let pong = client
-        .request(json!({ "type": "ping" }), json!("usable"))
-        .await;
-    assert_eq!(pong["type"], "pong", "{pong}");
-}
-
-/// A fresh user can still log in and ping: the server survived whatever came before.
-async fn assert_still_serving(server: &TestServer) {
-    let mut witness = server.login("witness").await;
-    assert_usable(&mut witness).await;
-    witness.close().await;
-}
-
-/// A raw upgrade: the socket, or the HTTP status of a refusal.
-async fn upgrade(url: &str) -> Result<RawSocket, u16> {
-    let result = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("upgrade timed out");
-    match result {
-        Ok((ws, _)) => Ok(ws),
-        Err(WsError::Http(response)) => Err(response.status().as_u16()),
-        Err(other) => panic!("upgrade failed without an HTTP status: {other}"),
-    }
-}
-
-/// Retries `attempt` every 50 ms until it yields something, for at most [`WAIT`]: for
-/// slots that free up when the server finishes a close.
-async fn eventually<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Hangs up the clients (answering the close of those the server closed), then stops the
-/// server, which would otherwise wait out the closing handshake of clients that no longer
-/// read.
-async fn finish(server: TestServer, clients: impl IntoIterator<Item = Client>) {
-    for client in clients {
-        client.close().await;
-    }
-    server.stop().await;
-}
-
-fn query_url(server: &TestServer, token: &str) -> String {
-    format!("{}?token={token}", server.ws_url())
 }
 
 // ---- authentication with ?token= ----
@@ -470,209 +374,6 @@ async fn refreshing_before_expiry_keeps_the_connection_open() {
     client.expect_silence(Duration::from_millis(past_old)).await;
     assert_usable(&mut client).await;
     finish(server, [client]).await;
-}
-
-// ---- client ping ----
-
-#[tokio::test]
-async fn ping_with_an_id_gets_a_pong_with_that_id_and_no_reply() {
-    let server = TestServer::start().await;
-    let mut client = server.login("nina").await;
-    for id in [json!(7), json!("p-1")] {
-        client.send(json!({ "type": "ping", "id": id })).await;
-        let pong = client.expect("pong").await;
-        assert_eq!(pong["id"], id);
-        assert_recent(&pong["timestamp"]);
-        assert_eq!(pong.as_object().map(|o| o.len()), Some(3), "{pong}");
-        client.expect_silence(Duration::from_millis(300)).await;
-    }
-    finish(server, [client]).await;
-}
-
-#[tokio::test]
-async fn ping_without_an_id_gets_a_pong_without_one() {
-    let server = TestServer::start().await;
-    let mut client = server.login("oscar").await;
-    client.send(json!({ "type": "ping" })).await;
-    let pong = client.expect("pong").await;
-    assert!(pong.get("id").is_none(), "{pong}");
-    assert_recent(&pong["timestamp"]);
-    client.expect_silence(Duration::from_millis(300)).await;
-    finish(server, [client]).await;
-}
-
-// ---- heartbeat ----
-
-/// Heartbeats every 200 ms, answered within `timeout_ms`.
-async fn heartbeat_server(timeout_ms: u64) -> TestServer {
-    TestServer::with(Settings {
-        heartbeat_interval_ms: Some(200),
-        heartbeat_timeout_ms: Some(timeout_ms),
-        ..Settings::default()
-    })
-    .await
-}
-
-/// The server's heartbeat `ping`: a type and a timestamp, nothing else.
-fn assert_heartbeat(ping: &Value) {
-    assert_eq!(ping["type"], "ping", "{ping}");
-    assert_recent(&ping["timestamp"]);
-    assert_eq!(ping.as_object().map(|o| o.len()), Some(2), "{ping}");
-}
-
-/// Answers four heartbeats with `answer`, then checks the connection still works. The
-/// timeout leaves room for a busy test machine to answer.
-async fn survives_heartbeats(answer: Value) {
-    let server = heartbeat_server(400).await;
-    let mut client = server.login("pat").await;
-    for _ in 0..4 {
-        let ping = client.wait_for("ping").await;
-        assert_heartbeat(&ping);
-        client.send(answer.clone()).await;
-    }
-    assert_usable(&mut client).await;
-    finish(server, [client]).await;
-}
-
-#[tokio::test]
-async fn client_answering_heartbeats_with_pong_stays_connected() {
-    survives_heartbeats(json!({ "type": "pong" })).await;
-}
-
-#[tokio::test]
-async fn client_answering_heartbeats_with_any_message_stays_connected() {
-    survives_heartbeats(json!({ "type": "ping" })).await;
-}
-
-/// The ping period is the interval even when the timeout is longer: an answered ping
-/// schedules the next one an interval after it, not a timeout after it.
-#[tokio::test]
-async fn pings_keep_the_interval_when_the_timeout_is_longer() {
-    let server = TestServer::with(Settings {
-        heartbeat_interval_ms: Some(100),
-        heartbeat_timeout_ms: Some(3_000),
-        ..Settings::default()
-    })
-    .await;
-    let mut client = server.login("rhea").await;
-    let started = Instant::now();
-    for _ in 0..4 {
-        let ping = client.expect("ping").await;
-        assert_heartbeat(&ping);
-        client.send(json!({ "type": "pong" })).await;
-    }
-    // Four pings a 100 ms interval apart; a timeout-paced server would need over 9 s.
-    assert!(
-        started.elapsed() < Duration::from_millis(2_500),
-        "{:?}",
-        started.elapsed()
-    );
-    finish(server, [client]).await;
-}
-
-#[tokio::test]
-async fn silent_client_is_closed_with_4002() {
-    let server = heartbeat_server(200).await;
-    let mut client = server.login("quinn").await;
-    let (seen, closed) = client.closed().await;
-    assert_eq!(closed, Closed::Code(4002), "after {seen:?}");
-    assert_eq!(seen.len(), 1, "one heartbeat, then the close: {seen:?}");
-    assert_heartbeat(&seen[0]);
-    assert_still_serving(&server).await;
-    finish(server, [client]).await;
-}
-
-// ---- connection limits ----
-
-fn per_user_limit(n: usize) -> Settings {
-    Settings {
-        max_connections_per_user: Some(n),
-        ..Settings::default()
-    }
-}
-
-#[tokio::test]
-async fn connection_over_the_per_user_limit_gets_limit_exceeded_then_4009() {
-    let server = TestServer::with(per_user_limit(2)).await;
-    let mut first = server.login("rita").await;
-    let mut second = server.login("rita").await;
-    let mut third = server.connect().await;
-    expect_auth_refused(&mut third, &server.token("rita"), "limit_exceeded", 4009).await;
-    assert_usable(&mut first).await;
-    assert_usable(&mut second).await;
-    // The limit is per user: someone else still gets in.
-    let mut sam = server.login("sam").await;
-    assert_usable(&mut sam).await;
-    // Once one of rita's connections is gone, a new one is accepted.
-    first.close().await;
-    let mut fourth = eventually("a free per-user slot", async || {
-        let mut client = server.connect().await;
-        let answer = send_auth(&mut client, &server.token("rita"), None).await;
-        if answer["type"] == "auth_ok" {
-            return Some(client);
-        }
-        assert_error(&answer, "limit_exceeded", None);
-        assert_eq!(client.close_code().await, 4009);
-        None
-    })
-    .await;
-    assert_usable(&mut fourth).await;
-    assert_usable(&mut second).await;
-    finish(server, [second, third, sam, fourth]).await;
-}
-
-#[tokio::test]
-async fn query_auth_over_the_per_user_limit_is_upgraded_then_gets_4009() {
-    let server = TestServer::with(per_user_limit(2)).await;
-    let mut first = server.login("tom").await;
-    let mut second = server.login("tom").await;
-    let mut third = server
-        .connect_url(&query_url(&server, &server.token("tom")))
-        .await;
-    let (seen, closed) = third.closed().await;
-    assert_eq!(
-        seen.len(),
-        1,
-        "exactly one error before the close: {seen:?}"
-    );
-    assert_error(&seen[0], "limit_exceeded", None);
-    assert_eq!(closed, Closed::Code(4009));
-    assert_usable(&mut first).await;
-    assert_usable(&mut second).await;
-    assert_still_serving(&server).await;
-    finish(server, [first, second, third]).await;
-}
-
-#[tokio::test]
-async fn upgrade_over_the_total_limit_is_refused_with_503() {
-    let server = TestServer::with(Settings {
-        max_connections: Some(2),
-        ..Settings::default()
-    })
-    .await;
-    // Unauthenticated connections hold a slot too.
-    let mut anonymous = server.connect().await;
-    let mut uma = server.login("uma").await;
-    assert_eq!(upgrade(&server.ws_url()).await.err(), Some(503));
-    let with_token = query_url(&server, &server.token("victor"));
-    assert_eq!(upgrade(&with_token).await.err(), Some(503));
-    assert_usable(&mut uma).await;
-    let ok = send_auth(&mut anonymous, &server.token("wendy"), None).await;
-    assert_eq!(ok["type"], "auth_ok", "{ok}");
-    // A slot frees up when the server finishes a close.
-    anonymous.close().await;
-    let newcomer = eventually("a free slot", async || {
-        match upgrade(&server.ws_url()).await {
-            Ok(ws) => Some(ws),
-            Err(503) => None,
-            Err(status) => panic!("unexpected HTTP {status}"),
-        }
-    })
-    .await;
-    assert_eq!(upgrade(&server.ws_url()).await.err(), Some(503));
-    assert_usable(&mut uma).await;
-    drop(newcomer);
-    finish(server, [uma]).await;
 }
 
 // ---- default rooms ----

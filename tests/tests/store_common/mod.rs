@@ -1,7 +1,7 @@
-//! What the parts of the `Store` conformance suite share (`store.rs`, the behaviour of
-//! each method; `store_ids.rs`, the ids the store assigns; `store_conversations.rs`, private
-//! conversations read back): the stores under test, the builders, and the [`stores!`]
-//! macro that runs every test against every store.
+//! What the parts of the `Store` conformance suite share (`store.rs`, `store_inbox.rs` and
+//! `store_state.rs`, the behaviour of each method; `store_ids.rs`, the ids the store
+//! assigns; `store_conversations.rs`, private conversations read back): the stores under
+//! test, the builders, and the [`stores!`] macro that runs every test against every store.
 
 // Each suite file is its own test crate and uses its own part of this.
 #![allow(dead_code)]
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 use roomcast_protocol::{MessageId, Priority, RoomName, User, UserId};
+use roomcast_server::hub::RoomOptions;
 use roomcast_server::store::{
     self, NewChat, NewGlobal, NewNotification, NewPrivate, Store, StoredChat, StoredGlobal,
     StoredNotification, StoredPrivate,
@@ -256,6 +257,21 @@ pub async fn append_chats(
         stored.push(store.append_chat(&chat).await.expect("append chat"));
     }
     stored
+}
+
+/// Subscription keys, as the store takes them.
+pub fn keys(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|&k| k.to_owned()).collect()
+}
+
+/// Options of a persistent room with every field away from its default.
+pub fn staff_room() -> RoomOptions {
+    RoomOptions {
+        max_clients: Some(25),
+        persistent: true,
+        roles: vec!["staff".to_owned(), "admin ★".to_owned()],
+        presence: false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------

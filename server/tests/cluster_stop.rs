@@ -97,13 +97,16 @@ async fn a_silent_node_is_listed_from_the_registry_and_its_clients_time_out_or_d
         "the node lives (within its TTL) but did not answer"
     );
 
-    // Now it dies while its client is awaited: once its TTL has run out, the client is
-    // reported disconnected.
+    // It comes back and beats again; then it dies while its client is awaited: the
+    // client is reported disconnected at the deadline, though the node's key lives on
+    // for its TTL (5 s): its subscription went with the process.
+    a.signal("CONT");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
     let waiting = {
         let addr = b.addr;
         let alice = alice.clone();
         tokio::spawn(async move {
-            let body = json!({ "clientId": alice, "message": { "type": "t" }, "ack": true, "timeoutMs": 6000 });
+            let body = json!({ "clientId": alice, "message": { "type": "t" }, "ack": true, "timeoutMs": 1500 });
             let response = reqwest::Client::new()
                 .post(format!("http://{addr}/api/send"))
                 .bearer_auth(API_KEY)

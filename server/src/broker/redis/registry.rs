@@ -160,14 +160,22 @@ impl Shared {
             .map_err(|e| failed(&e))
     }
 
-    /// Whether `node`'s key still exists (it beat within the TTL).
+    /// Whether `node` is alive: its key still exists (it beat within the TTL) and its
+    /// subscriber is still connected to Redis. A killed process's sockets close at once,
+    /// so Redis drops its subscriptions right away, long before its key expires; a
+    /// stopped or slow one keeps them (it may still answer).
     pub(super) async fn is_alive(&self, node: &str) -> bool {
         let mut commands = self.commands.clone();
-        redis::cmd("EXISTS")
-            .arg(self.node_channel(node))
-            .query_async::<bool>(&mut commands)
-            .await
-            .unwrap_or(false)
+        let channel = self.node_channel(node);
+        let answer: redis::RedisResult<(bool, (String, usize))> = redis::pipe()
+            .cmd("EXISTS")
+            .arg(&channel)
+            .cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut commands)
+            .await;
+        answer.is_ok_and(|(exists, (_, subscribers))| exists && subscribers > 0)
     }
 
     /// The connections of `node` that a delivery to `target` (but `except`) names, as

@@ -35,6 +35,9 @@ pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
     /// recorded, when the connection goes.
     fn release(&self, user: &UserId, client: &ClientId) -> PresenceFuture<'_, ()>;
 
+    /// Whether `user` has a connection anywhere.
+    fn is_online(&self, user: &UserId) -> PresenceFuture<'_, bool>;
+
     /// A connection is about to enter `room`, which admits at most `max` connections
     /// (`None`: any number): takes a seat, or `false` when the room is full everywhere.
     /// A single node counts its own members under the room's lock instead, and says yes.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::floor::{Floor, Offer};
+use super::floor::{Floor, Offer, Taken};
 use crate::model::ConnectionInfo;
 
 /// Mutable per-connection state shared with the hub and the HTTP API.
@@ -149,20 +149,24 @@ impl ConnHandle {
             Offer::Send => send(frame),
             Offer::Held => true,
             Offer::Drop => false,
+            Offer::Overflow => {
+                drop(floor);
+                self.close(CloseCode::SlowConsumer);
+                false
+            }
         }
     }
 
     /// Hands over what the store released for this connection's user (see
-    /// [`Floor::take`]); `connect` for the catch-up right after `auth_ok`. `send` queues
-    /// each frame, in number order.
+    /// [`Floor::take`]). `send` queues each frame, in number order.
     pub(crate) fn take_addressed(
         &self,
         taken: Vec<(u64, Utf8Bytes)>,
-        connect: bool,
+        how: Taken,
         mut send: impl FnMut(&Utf8Bytes),
     ) {
         let mut floor = lock(&self.floor);
-        for (_, frame) in floor.take(taken, connect) {
+        for (_, frame) in floor.take(taken, how) {
             send(&frame);
         }
     }

@@ -134,6 +134,12 @@ impl Local {
         if handed {
             reach.users = 1;
             reach.user_ids.push(addressee.clone());
+            // The node that hands it over marks it, right away: a later connect anywhere
+            // then finds it delivered (CLUSTER §2.7).
+            if let Ok(hub) = self.hub() {
+                let (user, hub_) = (addressee.clone(), hub.clone());
+                hub.spawn_background(async move { hub_.mark_delivered(&user, seq).await });
+            }
         }
         reach
     }

@@ -1,9 +1,12 @@
-//! Messages addressed to users: private messages and notifications, stored first, then
-//! delivered; what a user could not receive waits in the store and is delivered, exactly
-//! once, right after its next `auth_ok`. The user's admission lock orders each live
-//! delivery against that connect-time catch-up, and whether the user is online is
-//! [`super::Presence`]'s answer (every node's), so a message is never both pending and
-//! delivered. Also the application's own messages (`/api/broadcast`, `/api/send`).
+//! Messages addressed to users: private messages and notifications (CLUSTER §2.7). Each
+//! is stored undelivered, then published to the addressee's connections on every node;
+//! the node that hands it to one of them marks it delivered. What no connection got
+//! waits in the store and is handed over right after the user's next `auth_ok`, or when
+//! a node that could not hear the bus subscribes again. Each connection's
+//! [`super::floor::Floor`] merges these paths, so it gets each message at most once. On
+//! one node, the user's admission lock also orders each message against the
+//! connect-time catch-up. Also the application's own messages (`/api/broadcast`,
+//! `/api/send`).
 
 use std::sync::Arc;
 
@@ -15,15 +18,17 @@ use tracing::warn;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::floor::Taken;
 use super::outgoing::{self, Outgoing};
 use super::repair::sequence_of;
 use super::{ConnHandle, Hub, frame};
 use crate::ServerError;
-use crate::broker::{Delivery, Reach, Target};
+use crate::broker::{Delivery, Target};
 use crate::clock::now_ms;
 use crate::model::{app_frame, check_content};
 use crate::store::{
     NewGlobal, NewNotification, NewPrivate, PrivateRef, StoredNotification, StoredPrivate,
+    sequence_id,
 };
 
 /// Longest notification title, in bytes.
@@ -142,12 +147,16 @@ impl Hub {
             frame(&private_message(stored)),
         )
         .except(conn.id.clone());
-        let mut delivered = self.hand_over(delivery, target, &id, Kind::Private).await?;
-        if !delivered && *target == from.user_id {
+        // Whichever node hands it to a connection of the target marks it delivered; the
+        // reply does not wait for the other nodes, it says whether the target is online.
+        let reach = self.publish(delivery).await?;
+        let delivered = if *target == from.user_id {
             // To oneself: the sending connection has it.
             self.mark(target, &id, Kind::Private).await;
-            delivered = true;
-        }
+            true
+        } else {
+            reach.user_ids.contains(target) || self.is_online(target).await
+        };
         let sent = PrivateReply {
             id,
             target_user_id: target.clone(),
@@ -290,9 +299,8 @@ impl Hub {
             &id,
             frame(&notification_message(stored)),
         );
+        // Counted on every node (what the API reports); each marks what it handed over.
         let reach = self.inner.broker.publish_counted(delivery).await?;
-        self.mark_handed(&reach, user, &id, Kind::Notification)
-            .await;
         Ok(Notified {
             id,
             delivered: reach.connections,
@@ -407,33 +415,12 @@ impl Hub {
         Ok(items.into_iter().map(notification_message).collect())
     }
 
-    /// Publishes a stored private message or notification and marks it delivered when
-    /// a connection of `addressee` got it, on any node; returns whether one did. Not
-    /// marked, it stays pending: the user's next connect (or a node's check after the
-    /// bus lost messages) hands it over.
-    async fn hand_over(
-        &self,
-        delivery: Delivery,
-        addressee: &UserId,
-        id: &MessageId,
-        kind: Kind,
-    ) -> Result<bool, ServerError> {
-        let reach = self.inner.broker.publish_counted(delivery).await?;
-        Ok(self.mark_handed(&reach, addressee, id, kind).await)
-    }
-
-    async fn mark_handed(
-        &self,
-        reach: &Reach,
-        addressee: &UserId,
-        id: &MessageId,
-        kind: Kind,
-    ) -> bool {
-        if !reach.user_ids.contains(addressee) {
-            return false;
-        }
-        self.mark(addressee, id, kind).await;
-        true
+    /// Marks message `seq` of `user`'s sequence delivered, whichever kind it is (the two
+    /// kinds share the sequence, so one of the two statements changes nothing).
+    pub(super) async fn mark_delivered(&self, user: &UserId, seq: u64) {
+        let id = sequence_id(seq);
+        self.mark(user, &id, Kind::Private).await;
+        self.mark(user, &id, Kind::Notification).await;
     }
 
     async fn mark(&self, addressee: &UserId, id: &MessageId, kind: Kind) {
@@ -452,9 +439,14 @@ impl Hub {
     /// notifications), oldest first, merged with live ones that arrived meanwhile;
     /// called during admission, under the user's lock.
     pub(super) async fn deliver_pending(&self, conn: &Arc<ConnHandle>, user: &User) {
-        let taken = self.take_pending(&user.user_id).await;
+        let (taken, failed) = self.take_pending(&user.user_id).await;
+        let how = if failed {
+            Taken::ConnectFailed
+        } else {
+            Taken::Connect
+        };
         let threshold = self.config().features.compression_threshold;
-        conn.take_addressed(taken, true, |frame| {
+        conn.take_addressed(taken, how, |frame| {
             outgoing::send_outgoing(
                 &self.inner.metrics,
                 conn,
@@ -465,18 +457,28 @@ impl Hub {
 
     /// After the bus may have lost messages (the broker resubscribed): hands each user
     /// with connections here what is still pending for it, so that a private message
-    /// sent while Redis was away arrives late rather than at the next connect.
+    /// sent while this node could not hear the bus arrives late rather than at the next
+    /// connect. One run at a time; a store failure ends the run (the next resubscribe,
+    /// or each user's next connect, brings the rest).
     pub(crate) async fn check_users(&self) {
+        use std::sync::atomic::Ordering;
+        if self.inner.checking_users.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let threshold = self.config().features.compression_threshold;
         for user in self.inner.registry.user_ids() {
             let _turn = self.inner.user_locks.lock(&user).await;
-            let taken = self.take_pending(&user).await;
-            if taken.is_empty() {
+            // Claimed is delivered: claim only for a user still here.
+            if self.inner.registry.user_connections(&user) == 0 {
                 continue;
+            }
+            let (taken, failed) = self.take_pending(&user).await;
+            if failed && taken.is_empty() {
+                break;
             }
             let count = taken.len();
             self.inner.registry.for_each_of_user(&user, |conn| {
-                conn.take_addressed(taken.clone(), false, |frame| {
+                conn.take_addressed(taken.clone(), Taken::Check, |frame| {
                     outgoing::send_outgoing(
                         &self.inner.metrics,
                         conn,
@@ -484,35 +486,44 @@ impl Hub {
                     );
                 });
             });
-            tracing::info!(%user, count, "pending messages handed over after the bus came back");
+            if count > 0 {
+                tracing::info!(%user, count, "pending messages handed over after the bus came back");
+            }
+            if failed {
+                break;
+            }
         }
+        self.inner.checking_users.store(false, Ordering::Release);
     }
 
-    /// Claims what is pending for `user` in the store, both kinds, as numbered frames.
-    async fn take_pending(&self, user: &UserId) -> Vec<(u64, Utf8Bytes)> {
+    /// Claims what is pending for `user` in the store, both kinds, as numbered frames,
+    /// and whether the store failed (logged) for either kind: then what is below these
+    /// numbers is not known.
+    async fn take_pending(&self, user: &UserId) -> (Vec<(u64, Utf8Bytes)>, bool) {
         let store = &self.inner.store;
-        let privates = store.take_pending_private(user).await;
-        let notifications = store.take_pending_notifications(user).await;
         let mut pending = Vec::new();
-        match privates {
+        let mut failed = false;
+        match store.take_pending_private(user).await {
             Ok(items) => pending.extend(items.into_iter().filter_map(|p| {
                 let seq = sequence_of(&p.id)?;
                 Some((seq, frame(&private_message(p))))
             })),
             Err(err) => {
                 warn!(%user, cause = %err, "pending private messages not loaded");
+                failed = true;
             }
         }
-        match notifications {
+        match store.take_pending_notifications(user).await {
             Ok(items) => pending.extend(items.into_iter().filter_map(|n| {
                 let seq = sequence_of(&n.id)?;
                 Some((seq, frame(&notification_message(n))))
             })),
             Err(err) => {
                 warn!(%user, cause = %err, "pending notifications not loaded");
+                failed = true;
             }
         }
-        pending
+        (pending, failed)
     }
 }
 

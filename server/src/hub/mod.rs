@@ -93,6 +93,8 @@ struct Inner {
     /// One turn per user and room: a user's entering and leaving a room here reach the
     /// cluster's presence in the order they happened in the room (see `membership`).
     presence_turns: UserLocks,
+    /// Set while [`Hub::check_users`] runs: one at a time, however often the bus flaps.
+    checking_users: std::sync::atomic::AtomicBool,
     shutdown: CancellationToken,
     /// Background work (batch timers, the stats push, the demo feed) that shutdown
     /// waits for.
@@ -144,8 +146,9 @@ impl Hub {
             rooms: rooms.clone(),
             topics: topics.clone(),
             batches: Batches::default(),
-            user_locks: UserLocks::new(),
-            presence_turns: UserLocks::new(),
+            user_locks: UserLocks::new(USER_LOCK_STRIPES),
+            presence_turns: UserLocks::new(PRESENCE_TURN_STRIPES),
+            checking_users: std::sync::atomic::AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),
@@ -371,6 +374,18 @@ impl Hub {
         }
     }
 
+    /// Whether `user` is connected anywhere; when the registry is away, whether it is
+    /// connected here.
+    pub(crate) async fn is_online(&self, user: &UserId) -> bool {
+        match self.inner.presence.is_online(user).await {
+            Ok(online) => online,
+            Err(err) => {
+                warn!(%user, cause = %err, "registry unavailable: online means online on this node");
+                self.inner.registry.user_connections(user) > 0
+            }
+        }
+    }
+
     /// Forgets a connection: leaves its rooms (announcing `user_leave` where it was the
     /// user's last connection), releases its per-user slot and drops it from every index.
     pub(crate) async fn unregister(&self, conn: &Arc<ConnHandle>) {
@@ -441,15 +456,16 @@ struct UserLocks {
     stripes: Box<[tokio::sync::Mutex<()>]>,
 }
 
-/// Stripes of [`UserLocks`].
+/// Stripes of the users' admission locks.
 const USER_LOCK_STRIPES: usize = 64;
+/// Stripes of the presence turns: more, since a turn may wait on Redis, and two users
+/// who share a stripe wait for each other.
+const PRESENCE_TURN_STRIPES: usize = 1024;
 
 impl UserLocks {
-    fn new() -> Self {
+    fn new(stripes: usize) -> Self {
         Self {
-            stripes: (0..USER_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            stripes: (0..stripes).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 
@@ -466,7 +482,7 @@ impl UserLocks {
         use std::hash::{BuildHasher, RandomState};
         static STRIPES: OnceLock<RandomState> = OnceLock::new();
         let hash = STRIPES.get_or_init(RandomState::new).hash_one(key);
-        let stripe = usize::try_from(hash % USER_LOCK_STRIPES as u64).unwrap_or(0);
+        let stripe = usize::try_from(hash % self.stripes.len() as u64).unwrap_or(0);
         self.stripes[stripe].lock().await
     }
 }

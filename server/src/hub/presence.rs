@@ -36,6 +36,10 @@ impl Presence for LocalPresence {
         ready(())
     }
 
+    fn is_online(&self, user: &UserId) -> PresenceFuture<'_, bool> {
+        ready(self.registry.user_connections(user) > 0)
+    }
+
     fn entered(&self, _room: &RoomName, _user: &User) -> PresenceFuture<'_, bool> {
         ready(true)
     }

@@ -9,7 +9,7 @@
 //!   that node; `P:r:<room>:seats`: hash node → connections in the room (`maxClients`);
 //!   `P:n:<node>:rooms`: the rooms a node wrote (what the reaper visits);
 //! - `P:u:<user>`: hash connection → node, the user's connections everywhere (the
-//!   per-user limit); `P:n:<node>:users`: the reaper's index.
+//!   per-user limit, "is this user online"); `P:n:<node>:users`: the reaper's index.
 //!
 //! A write that fails here (Redis away) is not retried: the reconcile
 //! ([`super::reconcile`]) brings this node's keys back to what it has.
@@ -112,6 +112,20 @@ if count >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[4])
 return 1
+",
+    )
+});
+
+/// 1 when the user has a connection on a live node. KEYS: the user's hash, `P:nodes`.
+/// ARGV: cutoff.
+static ONLINE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for _, node in ipairs(redis.call('HVALS', KEYS[1])) do
+  local beat = redis.call('ZSCORE', KEYS[2], node)
+  if beat and tonumber(beat) >= tonumber(ARGV[1]) then return 1 end
+end
+return 0
 ",
     )
 });
@@ -233,6 +247,13 @@ impl Presence for RedisPresence {
                 .map_err(|e| failed(&e))?;
             self.shared.forget_connection(&client).await
         })
+    }
+
+    fn is_online(&self, user: &UserId) -> PresenceFuture<'_, bool> {
+        let s = &self.shared;
+        let mut invocation = ONLINE.key(s.user_key(user));
+        invocation.key(s.channel("nodes")).arg(s.live_cutoff());
+        self.yes(invocation)
     }
 
     fn take_seat(&self, room: &RoomName, max: Option<usize>) -> PresenceFuture<'_, bool> {

@@ -80,6 +80,10 @@ impl Hub {
                 Ok(elsewhere) => elsewhere,
                 Err(err) => break Err(err),
             };
+            // A `since` ahead of this node (it is behind the store: the client saw those
+            // chats on another node): the room's members here get up to `since` first,
+            // so the joiner, whose replay starts there, is not given them again.
+            self.catch_up_to(&room, since).await;
             // With `since`, hold the room's cursor from entering until the replay is
             // queued: every chat up to the hold's position is stored (and replayed), every
             // later one waits and follows live, so none is seen twice or not at all.

@@ -171,6 +171,21 @@ impl Hub {
         }
     }
 
+    /// Delivers the room's chats up to `since` (a joiner's) from the store when this
+    /// node has not delivered that far yet. A failure only costs the joiner a repeat.
+    pub(super) async fn catch_up_to(&self, room: &Room, since: Option<&MessageId>) {
+        let (Some(since), Some(delivered)) = (since.and_then(sequence_of), room.cursor.delivered())
+        else {
+            return;
+        };
+        if since <= delivered {
+            return;
+        }
+        if let Err(err) = self.repair(room, delivered, Some(since + 1)).await {
+            warn!(room = %room.name, cause = %err, "a joiner's `since` is ahead of this node and the store did not answer");
+        }
+    }
+
     /// The position check: for every room with members here, the newest stored chat
     /// against the newest delivered; what is missing is read from the store at once.
     pub(crate) async fn check_positions(&self) {

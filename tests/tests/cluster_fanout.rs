@@ -221,9 +221,10 @@ async fn what_is_for_one_client_goes_to_its_node_only() {
     let owner = received(&cluster, 1).await - owner_before;
     let other = received(&cluster, 2).await - other_before;
     // Both hear the same heartbeats meanwhile; only the owner hears the sends and the
-    // requests.
+    // requests: exactly 2 * SENDS more, less a little for a heartbeat that one node read
+    // before its count and the other after (without routing the difference is about 0).
     assert!(
-        owner - other >= 2 * SENDS,
+        owner - other >= 2 * SENDS - 5,
         "node 1 received {owner} messages, node 2 {other}: the third node heard them too"
     );
     cluster.stop().await;

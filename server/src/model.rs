@@ -1,7 +1,8 @@
 //! Plain data and rules that the hub, the store, the broker and the HTTP API all use:
 //! room options and who they admit, application-message and content validation, and
 //! the shapes that cross the fan-out seam (connection info, room info, join results, ack
-//! outcomes) and the broker's health as `/healthz` and `/metrics` report it.
+//! outcomes, the server's counters) and the broker's health as `/healthz` and `/metrics`
+//! report it.
 //! Nothing here holds state, so every module may depend on it and it on none of them.
 
 use std::io::Write;
@@ -231,6 +232,34 @@ pub struct RoomClient {
     pub client_id: ClientId,
     /// Its user.
     pub user: Option<User>,
+}
+
+/// Server counters as JSON: one node's, or the cluster's (`GET /api/stats`). Plain
+/// data here because a node's share crosses the broker ([`crate::broker::NodeStats`]);
+/// the hub fills it and sums the shares (`hub/admin.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Open connections.
+    pub connections: usize,
+    /// Authenticated connections.
+    pub authenticated: usize,
+    /// Distinct connected users.
+    pub users: usize,
+    /// Rooms.
+    pub rooms: usize,
+    /// Frames received.
+    pub messages_in: u64,
+    /// Frames sent.
+    pub messages_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Messages dropped on full queues.
+    pub queue_drops: u64,
+    /// Time since start.
+    pub uptime_ms: u64,
 }
 
 /// A broker's state as `/healthz` and `/metrics` report it.

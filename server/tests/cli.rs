@@ -1,7 +1,7 @@
 //! The `roomcast` binary's command line and configuration: `--help`, refusing to start
 //! without real secrets, the `token` subcommand, and configuration layering (file <
-//! environment < flags) with a clear refusal of a bad file. A running server's shutdown,
-//! dev mode and stores: `cli_server.rs`.
+//! environment < flags) with a clear refusal of a bad file, and of a cluster on a
+//! per-node store. A running server's shutdown, dev mode and stores: `cli_server.rs`.
 //!
 //! Every child runs with a cleared environment (nothing from the test run leaks in) on a
 //! port picked free just before, and is killed when its guard drops, so no server
@@ -229,6 +229,55 @@ fn env_overrides_the_file_and_flags_override_env() {
         http(env_addr, "/healthz", None).is_none(),
         "bound the env's address"
     );
+}
+
+/// A Redis broker on a per-node store would run a cluster whose nodes number chats each
+/// on its own: refused before anything opens (no Redis or PostgreSQL is needed to see
+/// it), in one line that says what to set, with exit code 1 like every config error.
+#[test]
+fn a_cluster_on_a_per_node_store_is_refused() {
+    // (case, ROOMCAST_STORE; `None`: unset, the default ./roomcast.db)
+    let cases = [
+        ("SQLite in memory", Some("sqlite::memory:")),
+        ("SQLite file", Some("sqlite://nodes.db")),
+        ("the default store", None),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (case, store) in cases {
+        let addr = free_addr();
+        let mut command = roomcast();
+        command
+            .env("ROOMCAST_JWT_SECRET", "s")
+            .env("ROOMCAST_API_KEY", "k")
+            .env("ROOMCAST_BROKER", "redis://127.0.0.1:6379/0")
+            .env("RUST_BACKTRACE", "0")
+            .args(["--bind", &addr.to_string()])
+            .current_dir(dir.path());
+        match store {
+            Some(url) => command.env("ROOMCAST_STORE", url),
+            None => command.env_remove("ROOMCAST_STORE"),
+        };
+        let (status, stdout, stderr) = run_to_exit(command);
+        assert_eq!(status.code(), Some(1), "{case}: {status}\n{stdout}{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{case}: one line, not:\n{stderr}");
+        for needle in [
+            "ROOMCAST_BROKER=redis://",
+            "needs a store every node shares",
+            "set ROOMCAST_STORE=postgres://",
+        ] {
+            assert!(
+                lines[0].contains(needle),
+                "{case}: no `{needle}` in: {}",
+                lines[0]
+            );
+        }
+        assert!(http(addr, "/healthz", None).is_none(), "{case}: port open");
+        assert!(
+            !dir.path().join("roomcast.db").exists() && !dir.path().join("nodes.db").exists(),
+            "{case}: a store was created before the refusal"
+        );
+    }
 }
 
 #[test]

@@ -1,19 +1,23 @@
 //! The `roomcast` server as a process: graceful shutdown on SIGTERM/SIGINT (close 1001 to
 //! every client, exit 0), dev mode's printed token, the default store (`roomcast.db` in
 //! the working directory, kept over a restart), and a node whose Redis is unreachable
-//! exiting 1 and naming it.
+//! exiting 1 and naming it (on a PostgreSQL schema of its own: skipped loudly without
+//! PostgreSQL, failed under `ROOMCAST_REQUIRE_SERVICES=1`).
 //!
 //! Every child runs with a cleared environment (nothing from the test run leaks in) on a
 //! port picked free just before, and is killed when its guard drops, so no server
 //! outlives its test.
 
 mod cli_common;
+// Only its PostgreSQL schema, for the cluster node's shared store.
+mod cluster_support;
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cli_common::*;
+use cluster_support::PgSchema;
 use futures_util::{SinkExt, StreamExt};
 use roomcast_server::config::{DEV_API_KEY, DEV_JWT_SECRET};
 use serde_json::{Value, json};
@@ -198,16 +202,20 @@ async fn the_default_store_is_roomcast_db_in_the_working_directory_and_survives_
 
 /// A cluster node whose Redis does not answer stops at once, with one line that names
 /// the URL and the cause, and exit code 1 (CLUSTER.md §2.8), rather than serving a node
-/// that silently reaches no other.
-#[test]
-fn a_node_whose_redis_is_unreachable_exits_1_naming_it() {
+/// that silently reaches no other. Its store is a real shared one (a cluster refuses any
+/// other before it opens anything, `cli.rs`), so that what stops it is Redis.
+#[tokio::test]
+async fn a_node_whose_redis_is_unreachable_exits_1_naming_it() {
+    let Some(store) = PgSchema::create().await else {
+        return;
+    };
     let closed = free_addr();
     let url = format!("redis://{closed}/0");
     let addr = free_addr();
     let mut command = server_command(addr);
     command
         .env("ROOMCAST_BROKER", &url)
-        .env("ROOMCAST_STORE", "sqlite::memory:")
+        .env("ROOMCAST_STORE", store.url())
         .env("RUST_BACKTRACE", "0");
     let started = Instant::now();
     let (status, stdout, stderr) = run_to_exit(command);

@@ -217,6 +217,23 @@ impl TestServer {
         response(self.api(reqwest::Method::DELETE, path).send().await).await
     }
 
+    /// One series (`name` or `name{labels}`) of `/metrics`, fetched without a key;
+    /// `None` when the server does not render it.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .http(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text");
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
     /// Stops the server and waits for `run` to return.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

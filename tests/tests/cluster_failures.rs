@@ -2,7 +2,8 @@
 //! the test's own (never the shared one): a bus that drops subscribers while chats flow
 //! loses no chat and repeats none on any node; a Redis that is stopped and started again
 //! empty leaves local delivery working, lets chats still cross nodes (read from the
-//! store), and is subscribed again when it is back.
+//! store), and is subscribed again when it is back; `/metrics` shows the bus away, the
+//! publishes lost and the chats read back from the store.
 
 use std::time::Duration;
 
@@ -243,6 +244,68 @@ async fn chats_cross_nodes_while_redis_is_down_and_live_again_once_it_is_back_em
     }
     let join = alice.wait_for("user_join").await;
     assert_eq!(join["user"]["userId"], "late", "no storm of joins: {join}");
+    cluster.stop().await;
+}
+
+/// Polls `series` of node's `/metrics` until `ok` holds (10 s at most); returns it.
+async fn metric_becomes(node: &TestServer, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = node.metric(series).await;
+        if let Some(value) = value.filter(|v| ok(*v)) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} stayed at {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_show_the_bus_away_the_publishes_it_lost_and_the_chats_read_back() {
+    let (mut redis, cluster) = cluster_on_private_redis!(2);
+    let mut alice = member(&cluster[0], "alice", "lobby").await;
+    let mut bob = member(&cluster[1], "bob", "lobby").await;
+    assert_eq!(alice.wait_for("user_join").await["user"]["userId"], "bob");
+    for node in &cluster.nodes {
+        assert_eq!(node.metric("roomcast_cluster_nodes").await, Some(2.0));
+        assert_eq!(node.metric("roomcast_bus_connected").await, Some(1.0));
+    }
+    let failures = cluster[0].metric("roomcast_bus_publish_failures").await;
+    let repairs = cluster[1].metric("roomcast_gap_repairs_total").await;
+    let (failures, repairs) = (
+        failures.expect("publish failures"),
+        repairs.expect("repairs"),
+    );
+
+    redis.kill();
+    for node in &cluster.nodes {
+        metric_becomes(node, "roomcast_bus_connected", |v| v == 0.0).await;
+    }
+    // alice's chat cannot be published; bob gets it from the store, counted as repaired.
+    alice
+        .send(json!({ "type": "chat", "room": "lobby", "content": 1 }))
+        .await;
+    assert_eq!(chats(&mut alice, 1).await[0].0, 1);
+    assert_eq!(chats(&mut bob, 1).await[0].0, 1);
+    metric_becomes(&cluster[0], "roomcast_bus_publish_failures", |v| {
+        v > failures
+    })
+    .await;
+    let repaired = cluster[1].metric("roomcast_gap_repairs_total").await;
+    assert!(
+        repaired >= Some(repairs + 1.0),
+        "bob's chat came from the store: {repaired:?} after {repairs}"
+    );
+
+    redis.restart().await;
+    for node in &cluster.nodes {
+        metric_becomes(node, "roomcast_bus_connected", |v| v == 1.0).await;
+        // The emptied Redis learns both nodes again at their next beats.
+        metric_becomes(node, "roomcast_cluster_nodes", |v| v == 2.0).await;
+    }
     cluster.stop().await;
 }
 

@@ -26,7 +26,7 @@ pub use self::local::LocalBroker;
 pub use self::redis::{RedisBroker, RedisOptions};
 use crate::ServerError;
 pub use crate::model::BrokerHealth;
-use crate::model::{AckOutcome, ConnectionInfo, RoomOptions};
+use crate::model::{AckOutcome, ConnectionInfo, RoomOptions, Stats};
 
 /// Who a delivery is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +222,7 @@ pub struct NodeStats {
     /// does not show as a dip and then a spike.
     pub node: String,
     /// Its own counters.
-    pub stats: crate::hub::Stats,
+    pub stats: Stats,
     /// Its authenticated users.
     pub users: Vec<UserId>,
     /// Its rooms.

@@ -1,6 +1,6 @@
-//! The cluster settings' resolvers: which broker a URL names, and the checks on a node
-//! id, a key prefix and the node TTL. Kept apart from the other resolvers so that the
-//! settings' declaration in `super` stays readable.
+//! The cluster settings' resolvers: which broker a URL names (and that a cluster's store
+//! is shared), and the checks on a node id, a key prefix and the node TTL. Kept apart
+//! from the other resolvers so that the settings' declaration in `super` stays readable.
 
 use std::time::Duration;
 
@@ -16,15 +16,34 @@ pub enum BrokerUrl {
     Redis(String),
 }
 
+/// A Redis broker makes a cluster, and a cluster needs a store every node shares: on a
+/// per-node store (SQLite, the default) each node numbers chats on its own, so a repair
+/// from the store finds another node's ids or none, and the cluster silently drops or
+/// mixes chats. Refused here, before anything opens.
 pub(super) fn broker_url(
-    _: &Settings,
+    s: &Settings,
     value: Option<String>,
     name: &str,
 ) -> Result<BrokerUrl, ServerError> {
     let value = value.map(|v| v.trim().to_owned());
     match value.as_deref() {
         None | Some("" | "local") => Ok(BrokerUrl::Local),
-        Some(url) if url.starts_with("redis://") => Ok(BrokerUrl::Redis(url.to_owned())),
+        Some(url) if url.starts_with("redis://") => {
+            let store = s.store.as_deref().map_or("", str::trim);
+            if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+                return Ok(BrokerUrl::Redis(url.to_owned()));
+            }
+            // Only the store's kind: its URL may carry a password.
+            let kind = match store {
+                "" => "the default sqlite://roomcast.db",
+                s if s.starts_with("sqlite:") => "SQLite",
+                _ => "that one",
+            };
+            Err(ServerError::Config(format!(
+                "a Redis broker ({name} / ROOMCAST_BROKER=redis://…) needs a store every node \
+                 shares, not {kind}: set ROOMCAST_STORE=postgres://user@host:port/db"
+            )))
+        }
         Some(other) => Err(ServerError::Config(format!(
             "{name} {other:?} must be `local` or a redis://host:port/db URL"
         ))),

@@ -494,6 +494,7 @@ mod tests {
         };
         let redis = with(Settings {
             broker: Some("redis://127.0.0.1:6379/0".into()),
+            store: Some("postgres://postgres@127.0.0.1:5432/test".into()),
             node_id: Some("node-a".into()),
             node_heartbeat_ms: Some(200),
             node_ttl_ms: Some(1_000),
@@ -540,6 +541,50 @@ mod tests {
             let err = with(bad).unwrap_err().to_string();
             assert!(err.contains(named), "{named}: {err}");
         }
+    }
+
+    #[test]
+    fn a_redis_broker_needs_a_shared_store() {
+        let with = |store: Option<&str>| {
+            Config::from_settings(Settings {
+                dev: Some(true),
+                broker: Some("redis://127.0.0.1:6379/0".into()),
+                store: store.map(str::to_owned),
+                ..Settings::default()
+            })
+        };
+        for store in [
+            None,
+            Some("sqlite://nodes.db"),
+            Some("sqlite::memory:"),
+            Some(" sqlite://x.db "),
+        ] {
+            let err = with(store).unwrap_err().to_string();
+            assert!(
+                err.contains("ROOMCAST_BROKER")
+                    && err.contains("needs a store every node shares")
+                    && err.contains("ROOMCAST_STORE=postgres://"),
+                "{store:?}: {err}"
+            );
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        for store in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgresql://u:p@db/app?options=-csearch_path=s",
+        ] {
+            let config = with(Some(store)).unwrap();
+            assert!(
+                matches!(config.cluster.broker, BrokerUrl::Redis(_)),
+                "{store}"
+            );
+        }
+        // One node may keep any store.
+        let local = Config::from_settings(Settings {
+            dev: Some(true),
+            store: Some("sqlite::memory:".into()),
+            ..Settings::default()
+        });
+        assert_eq!(local.unwrap().cluster.broker, BrokerUrl::Local);
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use roomcast_protocol::{ClientId, CloseCode, ErrorCode, JoinReply, RoomName, UserId};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ConnHandle, Hub};
@@ -16,6 +15,9 @@ use crate::ServerError;
 use crate::broker::{NodeAnswer, NodeRequest, NodeStats};
 use crate::metrics::Metrics;
 use crate::model::ConnectionInfo;
+// Public as `hub::Stats` through `hub/mod.rs`'s `pub use self::admin::Stats`: the type
+// lives in `model` because a node's share of it crosses the broker.
+pub use crate::model::Stats;
 
 /// A broker answer of the wrong kind: a bug in a broker, reported instead of a panic.
 pub(super) fn unexpected(answer: &NodeAnswer) -> ServerError {
@@ -24,32 +26,6 @@ pub(super) fn unexpected(answer: &NodeAnswer) -> ServerError {
 
 fn not_found(id: &ClientId) -> ServerError {
     ServerError::request(ErrorCode::NotFound, format!("no connection {id}"))
-}
-
-/// Server counters as JSON: one node's, or the cluster's (`GET /api/stats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    /// Open connections.
-    pub connections: usize,
-    /// Authenticated connections.
-    pub authenticated: usize,
-    /// Distinct connected users.
-    pub users: usize,
-    /// Rooms.
-    pub rooms: usize,
-    /// Frames received.
-    pub messages_in: u64,
-    /// Frames sent.
-    pub messages_out: u64,
-    /// Bytes received.
-    pub bytes_in: u64,
-    /// Bytes sent.
-    pub bytes_out: u64,
-    /// Messages dropped on full queues.
-    pub queue_drops: u64,
-    /// Time since start.
-    pub uptime_ms: u64,
 }
 
 impl Hub {

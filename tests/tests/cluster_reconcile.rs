@@ -241,3 +241,71 @@ async fn keys_missing_for_a_user_still_here_are_written_back_without_a_user_join
     );
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_node_reaped_while_only_cut_off_announces_its_users_return() {
+    // Here the TTL is short (1 s): a cut of 2.5 s gets node 0 reaped, and its user
+    // announced as gone. When the link comes back, node 0 rewrites its keys and the
+    // rooms hear its user join again.
+    let short = Settings {
+        node_ttl_ms: Some(1_000),
+        ..settings()
+    };
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let mut proxy = Proxy::start(&format!("127.0.0.1:{}", redis.port)).await;
+    let Some(prefix) = RedisPrefix::on(&redis.url()).await else {
+        return;
+    };
+    let Some(mut cluster) = Cluster::on(prefix, 0, short.clone()).await else {
+        return;
+    };
+    cluster
+        .add(Settings {
+            broker: Some(format!("redis://{}/0", proxy.addr)),
+            ..short.clone()
+        })
+        .await;
+    cluster.add(short).await;
+    cluster.settled().await;
+    let (mut watcher, _) = member(&cluster[1], "watcher", "lobby").await;
+    let (_bob, _) = member(&cluster[0], "bob", "lobby").await;
+    assert_eq!(
+        notices_about(&mut watcher, "bob", Duration::from_millis(300)).await,
+        ["user_join"]
+    );
+
+    proxy.cut();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !seen.contains(&"user_leave".to_owned()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 0 was never reaped: {seen:?}"
+        );
+        seen.extend(notices_about(&mut watcher, "bob", Duration::from_millis(300)).await);
+    }
+    proxy.restore().await;
+    health_becomes(&cluster[0], "ok").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains(&"user_join".to_owned()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob never joined again: {seen:?}"
+        );
+        seen.extend(notices_about(&mut watcher, "bob", Duration::from_millis(300)).await);
+    }
+    seen.extend(notices_about(&mut watcher, "bob", Duration::from_secs(1)).await);
+    assert_eq!(
+        seen,
+        ["user_leave", "user_join"],
+        "gone, then back, once each"
+    );
+    let users = user_list_until(&cluster[1], "lobby", |users| {
+        users.contains(&"bob".to_owned())
+    })
+    .await;
+    assert_eq!(users, ["bob", "late", "watcher"]);
+    cluster.stop().await;
+}

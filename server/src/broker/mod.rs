@@ -289,6 +289,14 @@ pub trait LocalSide: Send + Sync + 'static {
         elsewhere_only: bool,
     ) -> LocalFuture<()>;
 
+    /// Users of this node the cluster was told had left `room` (the node was reaped
+    /// while only slow) are back: the room hears `user_join` for each.
+    fn announce_joins(
+        &self,
+        room: RoomName,
+        users: Vec<roomcast_protocol::User>,
+    ) -> LocalFuture<()>;
+
     /// Whether the node is shutting down: its members are leaving without telling the
     /// presence (the reaper will), so what its keys hold is not stale.
     fn draining(&self) -> bool;

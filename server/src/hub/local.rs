@@ -245,6 +245,19 @@ impl LocalSide for Local {
         })
     }
 
+    fn announce_joins(
+        &self,
+        room: roomcast_protocol::RoomName,
+        users: Vec<roomcast_protocol::User>,
+    ) -> LocalFuture<()> {
+        let hub = self.hub();
+        Box::pin(async move {
+            if let Ok(hub) = hub {
+                hub.announce_joins(&room, users).await;
+            }
+        })
+    }
+
     fn draining(&self) -> bool {
         self.hub()
             .is_ok_and(|hub| hub.shutdown_token().is_cancelled())

@@ -223,6 +223,29 @@ impl Hub {
         }
     }
 
+    /// `user_join` in `room` for each of `users`, this node's, whom the cluster was told
+    /// had left (the node was reaped while only slow); unless the room announces no
+    /// presence.
+    pub(super) async fn announce_joins(&self, room: &RoomName, users: Vec<User>) {
+        if self
+            .inner
+            .rooms
+            .get(room)
+            .is_some_and(|r| !r.options().presence)
+        {
+            return;
+        }
+        for user in users {
+            let message = ServerMessage::UserJoin {
+                room: room.clone(),
+                user,
+                timestamp: now_ms(),
+            };
+            self.publish_quietly(Delivery::new(Target::Room(room.clone()), frame(&message)))
+                .await;
+        }
+    }
+
     /// Whether a presence question answered yes; a failure counts as yes, so a room
     /// hears one notice too many rather than none.
     async fn presence_says(&self, answer: super::PresenceFuture<'_, bool>) -> bool {

@@ -24,6 +24,7 @@ mod reconcile;
 mod registry;
 mod replies;
 mod requests;
+mod returned;
 mod subscriber;
 mod wire;
 

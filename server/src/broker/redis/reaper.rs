@@ -8,7 +8,8 @@
 //!   dead node's key is back (it was only slow, and rewrote its keys).
 //! - [`rebuild`]: a node whose own key is gone (it was reaped while slow, or Redis
 //!   restarted empty) rewrites every key it owns from what it knows, announcing nothing:
-//!   no join storm after a Redis restart. Keys that are only partly wrong (a write lost
+//!   no join storm after a Redis restart; reaped, it announces its users' return
+//!   ([`super::returned`]). Keys that are only partly wrong (a write lost
 //!   in a blip) are the reconcile's ([`super::reconcile`]).
 
 use std::sync::LazyLock;
@@ -148,6 +149,10 @@ async fn reap_node(shared: &Shared, dead: &str) -> redis::RedisResult<usize> {
         if !users.is_empty()
             && let Ok(local) = shared.local()
         {
+            // If the node was only slow, it announces these users' return from this.
+            let mut pipe = redis::pipe();
+            super::returned::queue_tombstone(shared, &mut pipe, dead, &room, &users);
+            let _: redis::RedisResult<()> = pipe.query_async(&mut commands).await;
             local.announce_leaves(room, users, false).await;
         }
     }
@@ -194,7 +199,9 @@ pub(super) async fn clear_previous(shared: &Shared) {
         .arg(shared.node_channel(me))
         .query_async(&mut commands)
         .await;
-    match reap_node(shared, me).await {
+    let reaped = reap_node(shared, me).await;
+    super::returned::forget(shared, me).await;
+    match reaped {
         Ok(rooms) => info!(
             node = me,
             rooms, "an earlier run of this node left presence: reaped"
@@ -223,7 +230,10 @@ pub(super) async fn rebuild(shared: &Shared) {
         Err(err) => Err(err),
     };
     match written {
-        Ok(()) => info!(node, "this node's presence keys written"),
+        Ok(()) => {
+            info!(node, "this node's presence keys written");
+            super::returned::announce_return(shared).await;
+        }
         Err(err) => {
             // Without its node key the next beat rebuilds again; with it, the next
             // reconcile pass writes what is still missing.

@@ -53,6 +53,17 @@ pub struct ConnHandle {
     pub(crate) messages_out: AtomicU64,
 }
 
+/// What became of an addressed frame offered to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handed {
+    /// Queued now.
+    Sent,
+    /// Waiting for the connection's catch-up.
+    Held,
+    /// Not for this connection (it has it, or it is going).
+    No,
+}
+
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendError {
@@ -137,38 +148,45 @@ impl ConnHandle {
 
     /// Offers a live private message or notification numbered `seq` in this
     /// connection's user's sequence; `send` queues it if the connection does not have it
-    /// yet. Returns whether the connection got it or will (it waits for the catch-up).
+    /// yet. Held frames go out with the connection's catch-up (which marks them
+    /// delivered then, not now: the connection may go first).
     pub(crate) fn offer_addressed(
         &self,
         seq: u64,
         frame: &Utf8Bytes,
         send: impl FnOnce(&Utf8Bytes) -> bool,
-    ) -> bool {
+    ) -> Handed {
         let mut floor = lock(&self.floor);
         match floor.offer(seq, frame) {
-            Offer::Send => send(frame),
-            Offer::Held => true,
-            Offer::Drop => false,
+            Offer::Send if send(frame) => Handed::Sent,
+            Offer::Send | Offer::Drop => Handed::No,
+            Offer::Held => Handed::Held,
             Offer::Overflow => {
                 drop(floor);
                 self.close(CloseCode::SlowConsumer);
-                false
+                Handed::No
             }
         }
     }
 
     /// Hands over what the store released for this connection's user (see
-    /// [`Floor::take`]). `send` queues each frame, in number order.
+    /// [`Floor::take`]). `send` queues each frame, in number order; returns the numbers
+    /// sent.
     pub(crate) fn take_addressed(
         &self,
         taken: Vec<(u64, Utf8Bytes)>,
         how: Taken,
         mut send: impl FnMut(&Utf8Bytes),
-    ) {
+    ) -> Vec<u64> {
         let mut floor = lock(&self.floor);
-        for (_, frame) in floor.take(taken, how) {
-            send(&frame);
-        }
+        floor
+            .take(taken, how)
+            .into_iter()
+            .map(|(seq, frame)| {
+                send(&frame);
+                seq
+            })
+            .collect()
     }
 
     /// The authenticated user, if any.

@@ -41,12 +41,10 @@ pub(crate) enum Offer {
 /// How the store's frames come to [`Floor::take`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Taken {
-    /// The connect-time catch-up, which read the store.
+    /// The connect-time catch-up.
     Connect,
-    /// The connect-time catch-up, whose store read failed: nothing is known below the
-    /// live frames, so a later check may still bring older ones.
-    ConnectFailed,
-    /// A later check (after the bus lost messages).
+    /// A later check (after the bus lost messages, or a catch-up whose store read
+    /// failed).
     Check,
 }
 
@@ -91,10 +89,8 @@ impl Floor {
 
     /// Frames the store handed over for this connection (claimed, so no other catch-up
     /// will return them): what to send now, in number order, each number once and none
-    /// the connection has. At connect, the held live frames join them, and the floor is
-    /// set to the highest number the store handed over (everything below was delivered
-    /// before, to some connection). A check while the catch-up has not run yet holds them
-    /// for it.
+    /// the connection has. At connect, the held live frames join them. A check while the
+    /// catch-up has not run yet holds them for it.
     pub(crate) fn take(
         &mut self,
         mut taken: Vec<(u64, Utf8Bytes)>,
@@ -106,24 +102,16 @@ impl Floor {
                 Vec::new()
             }
             Self::CatchingUp(held) => {
-                let top = match how {
-                    Taken::Connect => taken.iter().map(|(seq, _)| *seq).max().unwrap_or(0),
-                    _ => 0,
-                };
+                // The floor starts at 0: the two kinds are claimed in two statements, so a
+                // number below the claimed ones may still be undelivered and come live.
+                // What the connection got is remembered one by one, folded into the floor
+                // as the run closes up (or, past the cap, as it grows old).
                 taken.append(held);
                 *self = Self::At {
                     floor: 0,
                     above: BTreeSet::new(),
                 };
-                let out = self.keep_new(taken);
-                if let Self::At { floor, above } = self
-                    && top > *floor
-                {
-                    *floor = top;
-                    above.retain(|seq| *seq > top);
-                    fold(floor, above);
-                }
-                out
+                self.keep_new(taken)
             }
             Self::At { .. } => self.keep_new(taken),
         }
@@ -174,11 +162,11 @@ mod tests {
         let mut floor = Floor::default();
         assert_eq!(floor.offer(3, &f(3).1), Offer::Held);
         assert_eq!(floor.offer(5, &f(5).1), Offer::Held);
-        // The store had 2 and 3 undelivered; 5 came after its snapshot.
-        let out = floor.take(vec![f(2), f(3)], Taken::Connect);
-        assert_eq!(numbers(&out), [2, 3, 5]);
+        // The store had 1, 2 and 3 undelivered; 5 came after its snapshot.
+        let out = floor.take(vec![f(1), f(2), f(3)], Taken::Connect);
+        assert_eq!(numbers(&out), [1, 2, 3, 5]);
+        assert_eq!(floor.offer(2, &f(2).1), Offer::Drop, "below the floor");
         assert_eq!(floor.offer(5, &f(5).1), Offer::Drop, "a late repeat");
-        assert_eq!(floor.offer(1, &f(1).1), Offer::Drop, "below the floor");
         assert_eq!(floor.offer(4, &f(4).1), Offer::Send, "a crossing copy");
         assert_eq!(floor.offer(4, &f(4).1), Offer::Drop);
         assert_eq!(floor.offer(6, &f(6).1), Offer::Send);
@@ -196,7 +184,12 @@ mod tests {
     #[test]
     fn a_check_sends_only_what_the_connection_does_not_have() {
         let mut floor = Floor::default();
-        assert!(floor.take(vec![f(4)], Taken::Connect).len() == 1);
+        assert!(
+            floor
+                .take(vec![f(1), f(2), f(3), f(4)], Taken::Connect)
+                .len()
+                == 4
+        );
         assert_eq!(floor.offer(6, &f(6).1), Offer::Send);
         // The check claims 6 (sent live, not yet marked delivered) and 5 and 7.
         let out = floor.take(vec![f(7), f(3), f(6), f(5)], Taken::Check);
@@ -214,12 +207,23 @@ mod tests {
     }
 
     #[test]
+    fn a_number_below_the_claimed_ones_still_comes_live() {
+        // 1..3 went to other connections. The private claim ran before private 4 was
+        // stored, the notification claim after notification 5 was: 4 is undelivered.
+        let mut floor = Floor::default();
+        let out = floor.take(vec![f(5)], Taken::Connect);
+        assert_eq!(numbers(&out), [5]);
+        assert_eq!(floor.offer(4, &f(4).1), Offer::Send);
+        assert_eq!(floor.offer(5, &f(5).1), Offer::Drop);
+    }
+
+    #[test]
     fn a_failed_catch_up_leaves_older_numbers_to_a_later_check() {
         let mut floor = Floor::default();
         assert_eq!(floor.offer(7, &f(7).1), Offer::Held);
-        let out = floor.take(Vec::new(), Taken::ConnectFailed);
+        let out = floor.take(Vec::new(), Taken::Connect);
         assert_eq!(numbers(&out), [7]);
-        let out = floor.take(vec![f(5), f(6)], Taken::Check);
+        let out = floor.take(vec![f(5), f(6), f(7)], Taken::Check);
         assert_eq!(numbers(&out), [5, 6]);
     }
 

@@ -12,7 +12,7 @@ use roomcast_protocol::ClientId;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
-use super::conn::ConnHandle;
+use super::conn::{ConnHandle, Handed};
 use super::outgoing::{Outgoing, send_outgoing};
 use super::registry::Registry;
 use super::rooms::Rooms;
@@ -121,9 +121,14 @@ impl Local {
         let outgoing = Outgoing::new(frame.clone(), self.compression_threshold);
         self.for_each_recipient(&delivery.target, delivery.except.as_ref(), |conn| {
             let got = if conn.user().is_some_and(|u| &u.user_id == addressee) {
-                let got = conn.offer_addressed(seq, frame, |_| self.send_outgoing(conn, &outgoing));
-                handed |= got;
-                got
+                match conn.offer_addressed(seq, frame, |_| self.send_outgoing(conn, &outgoing)) {
+                    Handed::Sent => {
+                        handed = true;
+                        true
+                    }
+                    Handed::Held => true,
+                    Handed::No => false,
+                }
             } else {
                 self.send_outgoing(conn, &outgoing)
             };

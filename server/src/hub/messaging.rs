@@ -9,6 +9,7 @@
 //! `/api/send`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use roomcast_protocol::{
     ClientId, ErrorCode, MessageId, Priority, PrivateReply, ServerMessage, Timestamp, User, UserId,
@@ -437,35 +438,101 @@ impl Hub {
 
     /// Right after `auth_ok`: what waited for this user (private messages and
     /// notifications), oldest first, merged with live ones that arrived meanwhile;
-    /// called during admission, under the user's lock.
+    /// called during admission, under the user's lock. The live ones it sends are marked
+    /// delivered now that they are queued; if the store failed, the user's pending
+    /// messages are tried again shortly.
     pub(super) async fn deliver_pending(&self, conn: &Arc<ConnHandle>, user: &User) {
         let (taken, failed) = self.take_pending(&user.user_id).await;
-        let how = if failed {
-            Taken::ConnectFailed
-        } else {
-            Taken::Connect
-        };
+        let claimed: std::collections::HashSet<u64> = taken.iter().map(|(seq, _)| *seq).collect();
         let threshold = self.config().features.compression_threshold;
-        conn.take_addressed(taken, how, |frame| {
+        let sent = conn.take_addressed(taken, Taken::Connect, |frame| {
             outgoing::send_outgoing(
                 &self.inner.metrics,
                 conn,
                 &Outgoing::new(frame.clone(), threshold),
             );
         });
+        let held: Vec<u64> = sent
+            .into_iter()
+            .filter(|seq| !claimed.contains(seq))
+            .collect();
+        if !held.is_empty() {
+            let (hub, user) = (self.clone(), user.user_id.clone());
+            self.spawn_background(async move {
+                for seq in held {
+                    hub.mark_delivered(&user, seq).await;
+                }
+            });
+        }
+        if failed {
+            let (hub, user) = (self.clone(), user.user_id.clone());
+            self.spawn_background(async move { hub.retry_pending(&user).await });
+        }
+    }
+
+    /// A connect-time catch-up failed (the store): tries the user's pending messages
+    /// again, a few times with a growing pause, for its connections here.
+    async fn retry_pending(&self, user: &UserId) {
+        for attempt in 0..5_u32 {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500 << attempt)) => {}
+                () = self.shutdown_token().cancelled() => return,
+            }
+            let _turn = self.inner.user_locks.lock(user).await;
+            if self.inner.registry.user_connections(user) == 0 {
+                return;
+            }
+            let (taken, failed) = self.take_pending(user).await;
+            self.hand_to_connections(user, &taken);
+            if !failed {
+                return;
+            }
+        }
+    }
+
+    /// Hands claimed frames to every connection of `user` here, past each one's floor.
+    fn hand_to_connections(&self, user: &UserId, taken: &[(u64, Utf8Bytes)]) {
+        if taken.is_empty() {
+            return;
+        }
+        let threshold = self.config().features.compression_threshold;
+        self.inner.registry.for_each_of_user(user, |conn| {
+            conn.take_addressed(taken.to_vec(), Taken::Check, |frame| {
+                outgoing::send_outgoing(
+                    &self.inner.metrics,
+                    conn,
+                    &Outgoing::new(frame.clone(), threshold),
+                );
+            });
+        });
     }
 
     /// After the bus may have lost messages (the broker resubscribed): hands each user
     /// with connections here what is still pending for it, so that a private message
     /// sent while this node could not hear the bus arrives late rather than at the next
-    /// connect. One run at a time; a store failure ends the run (the next resubscribe,
-    /// or each user's next connect, brings the rest).
+    /// connect. One run at a time: a call while one runs has it run once more after
+    /// (a second outage during the first check is not missed). A store failure ends a
+    /// run.
     pub(crate) async fn check_users(&self) {
         use std::sync::atomic::Ordering;
-        if self.inner.checking_users.swap(true, Ordering::AcqRel) {
-            return;
+        let (running, again) = (&self.inner.checking_users, &self.inner.check_users_again);
+        again.store(true, Ordering::Release);
+        loop {
+            if running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            while again.swap(false, Ordering::AcqRel) {
+                self.check_users_once().await;
+            }
+            running.store(false, Ordering::Release);
+            // A call between the last pass and the store above found the run busy.
+            if !again.load(Ordering::Acquire) {
+                return;
+            }
         }
-        let threshold = self.config().features.compression_threshold;
+    }
+
+    async fn check_users_once(&self) {
         for user in self.inner.registry.user_ids() {
             let _turn = self.inner.user_locks.lock(&user).await;
             // Claimed is delivered: claim only for a user still here.
@@ -473,32 +540,18 @@ impl Hub {
                 continue;
             }
             let (taken, failed) = self.take_pending(&user).await;
-            if failed && taken.is_empty() {
-                break;
+            if !taken.is_empty() {
+                tracing::info!(%user, count = taken.len(), "pending messages handed over after the bus came back");
             }
-            let count = taken.len();
-            self.inner.registry.for_each_of_user(&user, |conn| {
-                conn.take_addressed(taken.clone(), Taken::Check, |frame| {
-                    outgoing::send_outgoing(
-                        &self.inner.metrics,
-                        conn,
-                        &Outgoing::new(frame.clone(), threshold),
-                    );
-                });
-            });
-            if count > 0 {
-                tracing::info!(%user, count, "pending messages handed over after the bus came back");
-            }
+            self.hand_to_connections(&user, &taken);
             if failed {
-                break;
+                return;
             }
         }
-        self.inner.checking_users.store(false, Ordering::Release);
     }
 
     /// Claims what is pending for `user` in the store, both kinds, as numbered frames,
-    /// and whether the store failed (logged) for either kind: then what is below these
-    /// numbers is not known.
+    /// and whether the store failed (logged) for either kind.
     async fn take_pending(&self, user: &UserId) -> (Vec<(u64, Utf8Bytes)>, bool) {
         let store = &self.inner.store;
         let mut pending = Vec::new();

@@ -96,6 +96,8 @@ struct Inner {
     presence_turns: UserLocks,
     /// Set while [`Hub::check_users`] runs: one at a time, however often the bus flaps.
     checking_users: std::sync::atomic::AtomicBool,
+    /// Set when a user check is asked for; the running one then runs once more.
+    check_users_again: std::sync::atomic::AtomicBool,
     shutdown: CancellationToken,
     /// Background work (batch timers, the stats push, the demo feed) that shutdown
     /// waits for.
@@ -150,6 +152,7 @@ impl Hub {
             user_locks: UserLocks::new(USER_LOCK_STRIPES),
             presence_turns: UserLocks::new(PRESENCE_TURN_STRIPES),
             checking_users: std::sync::atomic::AtomicBool::new(false),
+            check_users_again: std::sync::atomic::AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),

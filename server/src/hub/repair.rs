@@ -181,7 +181,10 @@ impl Hub {
         if since <= delivered {
             return;
         }
-        if let Err(err) = self.repair(room, delivered, Some(since + 1)).await {
+        if let Err(err) = self
+            .repair(room, delivered, Some(since.saturating_add(1)))
+            .await
+        {
             warn!(room = %room.name, cause = %err, "a joiner's `since` is ahead of this node and the store did not answer");
         }
     }

@@ -25,8 +25,10 @@ use super::Shared;
 const REAP_LOCK_MS: u64 = 30_000;
 
 /// Deletes a dead node's hash of one room; returns the entries of the users no live
-/// node has there any more. KEYS: the dead node's hash, the room's node set, the room's
-/// seats, the dead node's key, `P:nodes`. ARGV: dead node, hash prefix, cutoff.
+/// node has there any more, and records each (room, user) in the dead node's tombstone
+/// (see [`super::returned`]) in the same step. KEYS: the dead node's hash, the room's
+/// node set, the room's seats, the dead node's key, `P:nodes`, the tombstone. ARGV: dead
+/// node, hash prefix, cutoff, room, tombstone lifetime (ms).
 static REAP_ROOM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -45,8 +47,12 @@ for i = 1, #entries, 2 do
       break
     end
   end
-  if not still then gone[#gone + 1] = entries[i + 1] end
+  if not still then
+    gone[#gone + 1] = entries[i + 1]
+    redis.call('SADD', KEYS[6], cjson.encode({ARGV[4], entries[i]}))
+  end
 end
+if #gone > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[5]) end
 return gone
 ",
     )
@@ -137,9 +143,12 @@ async fn reap_node(shared: &Shared, dead: &str) -> redis::RedisResult<usize> {
             .key(shared.room_key(&room, "seats"))
             .key(shared.node_channel(dead))
             .key(shared.channel("nodes"))
+            .key(super::returned::tombstone(shared, dead))
             .arg(dead)
             .arg(shared.room_hash_prefix(&room))
-            .arg(shared.live_cutoff());
+            .arg(shared.live_cutoff())
+            .arg(room.as_str())
+            .arg(super::returned::TOMBSTONE_MS);
         let gone: Vec<String> = invocation.invoke_async(&mut commands).await?;
         let users: Vec<User> = gone
             .iter()
@@ -149,10 +158,6 @@ async fn reap_node(shared: &Shared, dead: &str) -> redis::RedisResult<usize> {
         if !users.is_empty()
             && let Ok(local) = shared.local()
         {
-            // If the node was only slow, it announces these users' return from this.
-            let mut pipe = redis::pipe();
-            super::returned::queue_tombstone(shared, &mut pipe, dead, &room, &users);
-            let _: redis::RedisResult<()> = pipe.query_async(&mut commands).await;
             local.announce_leaves(room, users, false).await;
         }
     }

@@ -4,12 +4,12 @@
 //! hear them join again, or other nodes' member lists stay short of them for good.
 //!
 //! The reaper leaves a tombstone, `P:reaped:<node>`: the (room, user) pairs it announced
-//! as gone, kept for an hour. The returning node takes it (read and delete at once) and
+//! as gone, written by the reaping script itself, kept for an hour. The returning node takes it (read and delete at once) and
 //! announces `user_join` for each pair it still has, unless the user is in that room on
 //! another live node (who then announced its own join). A rebuild after Redis lost its
 //! data finds no tombstone and announces nothing, as before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
 use redis::Script;
@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::Shared;
 
 /// How long a tombstone waits for its node to come back.
-const TOMBSTONE_MS: u64 = 3_600_000;
+pub(super) const TOMBSTONE_MS: u64 = 3_600_000;
 
 /// 1 when `user` is in the room on a live node other than `me`. KEYS: `P:nodes`.
 /// ARGV: me, the room's hash prefix, user, cutoff.
@@ -34,38 +34,16 @@ return 0
     )
 });
 
-impl Shared {
-    fn tombstone(&self, node: &str) -> String {
-        format!("{}:reaped:{node}", self.options.prefix)
-    }
-}
-
-/// Records that the reaper announced `users` of `dead` as gone from `room`.
-pub(super) fn queue_tombstone(
-    shared: &Shared,
-    pipe: &mut redis::Pipeline,
-    dead: &str,
-    room: &RoomName,
-    users: &[User],
-) {
-    let key = shared.tombstone(dead);
-    for user in users {
-        pipe.cmd("SADD")
-            .arg(&key)
-            .arg(super::wire::json_string(&(
-                room.as_str(),
-                user.user_id.as_str(),
-            )))
-            .ignore();
-    }
-    pipe.cmd("PEXPIRE").arg(&key).arg(TOMBSTONE_MS).ignore();
+/// `node`'s tombstone key.
+pub(super) fn tombstone(shared: &Shared, node: &str) -> String {
+    format!("{}:reaped:{node}", shared.options.prefix)
 }
 
 /// Forgets `node`'s tombstone (a fresh run of a fixed node id starts with nothing).
 pub(super) async fn forget(shared: &Shared, node: &str) {
     let mut commands = shared.commands.clone();
     let _: redis::RedisResult<()> = redis::cmd("DEL")
-        .arg(shared.tombstone(node))
+        .arg(tombstone(shared, node))
         .query_async(&mut commands)
         .await;
 }
@@ -74,7 +52,7 @@ pub(super) async fn forget(shared: &Shared, node: &str) {
 /// still has.
 pub(super) async fn announce_return(shared: &Shared) {
     let Ok(local) = shared.local() else { return };
-    let key = shared.tombstone(shared.node());
+    let key = tombstone(shared, shared.node());
     let mut commands = shared.commands.clone();
     let taken: redis::RedisResult<(Vec<String>,)> = redis::pipe()
         .atomic()
@@ -95,7 +73,7 @@ pub(super) async fn announce_return(shared: &Shared) {
     if pairs.is_empty() {
         return;
     }
-    let announced: Vec<(String, String)> = pairs
+    let announced: HashSet<(String, String)> = pairs
         .iter()
         .filter_map(|raw| serde_json::from_str(raw).ok())
         .collect();

@@ -169,3 +169,69 @@ async fn what_the_bus_could_not_carry_to_a_node_cut_off_from_redis_arrives_once_
     );
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_private_sent_from_a_node_cut_off_from_redis_arrives_once_it_is_back() {
+    // Now the sender's node is the one behind the proxy: what it publishes while cut off
+    // reaches no other node. When it subscribes again it asks every node to hand over
+    // what is still pending, and Bob, on the other node, gets it live.
+    let mut via = Proxy::start("127.0.0.1:6379").await;
+    let Some(prefix) = RedisPrefix::create().await else {
+        return;
+    };
+    let Some(mut cluster) = Cluster::on(prefix, 1, Settings::default()).await else {
+        return;
+    };
+    let proxied = cluster
+        .redis
+        .url
+        .replacen("127.0.0.1:6379", &via.addr.to_string(), 1);
+    cluster
+        .add(Settings {
+            broker: Some(proxied),
+            ..Settings::default()
+        })
+        .await;
+    cluster.settled().await;
+    let mut alice = cluster[1].login("alice").await;
+    let mut bob = cluster[0].login("bob").await;
+    assert!(
+        addressed(&mut bob, Duration::from_millis(200))
+            .await
+            .is_empty()
+    );
+
+    via.cut();
+    health_becomes(&cluster[1], "degraded").await;
+    let reply = private(&mut alice, "bob", 1).await;
+    assert!(
+        addressed(&mut bob, Duration::from_millis(300))
+            .await
+            .is_empty(),
+        "nothing leaves node 1 while it is cut off"
+    );
+    // Long enough for node 1's publisher to give the message up (its retries end).
+    let publish_failures =
+        |health: &serde_json::Value| health["broker"]["publishFailures"].as_u64();
+    let before = publish_failures(&cluster[1].get("/healthz").await.1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while publish_failures(&cluster[1].get("/healthz").await.1) <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 1 never gave the message up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    via.restore().await;
+    health_becomes(&cluster[1], "ok").await;
+    let got = addressed(&mut bob, Duration::from_millis(1_500)).await;
+    assert_eq!(got, [reply["id"].as_str().expect("id")], "once, live");
+    let mut again = cluster[1].login("bob").await;
+    assert!(
+        addressed(&mut again, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    cluster.stop().await;
+}

@@ -191,6 +191,9 @@ pub enum NodeRequest {
     ConfigureRoom(RoomName, RoomOptions),
     /// This node's counters, with the users and rooms behind its counts.
     Stats,
+    /// Hand each user with connections here what is still pending in the store: a node
+    /// that could not publish while it was cut off from the bus is back.
+    CheckUsers,
 }
 
 /// The answer to a [`NodeRequest`].
@@ -271,8 +274,9 @@ pub trait LocalSide: Send + Sync + 'static {
     fn check_positions(&self) -> LocalFuture<()>;
 
     /// Hands each user with connections here the private messages and notifications
-    /// still pending for it in the store: the broker asks after every resubscription,
-    /// since what was published while this node was not listening reached no one here.
+    /// still pending for it in the store, and has every other node do the same: the
+    /// broker asks after every resubscription, since what was published while this node
+    /// was not listening reached no one here, and what it published reached no one else.
     fn check_users(&self) -> LocalFuture<()>;
 
     /// This node's part of the cluster's presence, from local truth: what a cluster

@@ -184,6 +184,11 @@ impl Hub {
                 NodeAnswer::Count(usize::from(created))
             }
             NodeRequest::Stats => NodeAnswer::Stats(vec![self.node_stats()]),
+            NodeRequest::CheckUsers => {
+                let hub = self.clone();
+                self.spawn_background(async move { hub.check_users().await });
+                NodeAnswer::Count(0)
+            }
         })
     }
 

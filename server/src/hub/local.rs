@@ -281,7 +281,7 @@ impl LocalSide for Local {
         let hub = self.hub();
         Box::pin(async move {
             if let Ok(hub) = hub {
-                hub.check_users().await;
+                hub.after_resubscribe().await;
             }
         })
     }

@@ -24,7 +24,7 @@ use super::outgoing::{self, Outgoing};
 use super::repair::sequence_of;
 use super::{ConnHandle, Hub, frame};
 use crate::ServerError;
-use crate::broker::{Delivery, Target};
+use crate::broker::{Delivery, NodeRequest, Target};
 use crate::clock::now_ms;
 use crate::model::{app_frame, check_content};
 use crate::store::{
@@ -505,6 +505,17 @@ impl Hub {
                 );
             });
         });
+    }
+
+    /// This node hears the bus again: what it published while it could not reached no
+    /// other node, and what others published did not reach it. Every node (this one
+    /// included) checks its users.
+    pub(crate) async fn after_resubscribe(&self) {
+        // A request is answered on this node too.
+        if let Err(err) = self.inner.broker.request(NodeRequest::CheckUsers).await {
+            warn!(cause = %err, "other nodes not asked to check their users");
+            self.check_users().await;
+        }
     }
 
     /// After the bus may have lost messages (the broker resubscribed): hands each user

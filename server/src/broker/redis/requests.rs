@@ -34,6 +34,7 @@ pub(super) fn owned_by_one(request: &NodeRequest) -> bool {
             | NodeRequest::ReloadSubscriptions(_)
             | NodeRequest::Rooms
             | NodeRequest::Stats
+            | NodeRequest::CheckUsers
     )
 }
 

@@ -26,6 +26,7 @@ mod local;
 mod membership;
 mod messaging;
 mod outgoing;
+mod pending;
 mod presence;
 mod registry;
 mod repair;

@@ -203,6 +203,8 @@ async fn a_private_sent_from_a_node_cut_off_from_redis_arrives_once_it_is_back()
 
     via.cut();
     health_becomes(&cluster[1], "degraded").await;
+    let publish_failures = |health: &Value| health["broker"]["publishFailures"].as_u64();
+    let before = publish_failures(&cluster[1].get("/healthz").await.1);
     let reply = private(&mut alice, "bob", 1).await;
     assert!(
         addressed(&mut bob, Duration::from_millis(300))
@@ -211,8 +213,6 @@ async fn a_private_sent_from_a_node_cut_off_from_redis_arrives_once_it_is_back()
         "nothing leaves node 1 while it is cut off"
     );
     // Long enough for node 1's publisher to give the message up (its retries end).
-    let publish_failures = |health: &Value| health["broker"]["publishFailures"].as_u64();
-    let before = publish_failures(&cluster[1].get("/healthz").await.1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while publish_failures(&cluster[1].get("/healthz").await.1) <= before {
         assert!(

@@ -198,6 +198,37 @@ impl Hub {
         users: Vec<User>,
         elsewhere_only: bool,
     ) {
+        self.announce(room, users, elsewhere_only, |room, user| {
+            ServerMessage::UserLeave {
+                room,
+                user,
+                timestamp: now_ms(),
+            }
+        })
+        .await;
+    }
+
+    /// `user_join` in `room` for each of `users`, this node's, whom the cluster was told
+    /// had left (the node was reaped while only slow); unless the room announces no
+    /// presence.
+    pub(super) async fn announce_joins(&self, room: &RoomName, users: Vec<User>) {
+        self.announce(room, users, false, |room, user| ServerMessage::UserJoin {
+            room,
+            user,
+            timestamp: now_ms(),
+        })
+        .await;
+    }
+
+    /// A presence notice in `room` for each of `users`, made by `notice`, unless the
+    /// room, as this node knows it, announces no presence.
+    async fn announce(
+        &self,
+        room: &RoomName,
+        users: Vec<User>,
+        elsewhere_only: bool,
+        notice: impl Fn(RoomName, User) -> ServerMessage,
+    ) {
         if self
             .inner
             .rooms
@@ -207,11 +238,7 @@ impl Hub {
             return;
         }
         for user in users {
-            let message = ServerMessage::UserLeave {
-                room: room.clone(),
-                user,
-                timestamp: now_ms(),
-            };
+            let message = notice(room.clone(), user);
             let delivery = Delivery::new(Target::Room(room.clone()), frame(&message));
             if elsewhere_only {
                 if let Err(err) = self.inner.broker.publish_elsewhere(delivery).await {
@@ -220,29 +247,6 @@ impl Hub {
             } else {
                 self.publish_quietly(delivery).await;
             }
-        }
-    }
-
-    /// `user_join` in `room` for each of `users`, this node's, whom the cluster was told
-    /// had left (the node was reaped while only slow); unless the room announces no
-    /// presence.
-    pub(super) async fn announce_joins(&self, room: &RoomName, users: Vec<User>) {
-        if self
-            .inner
-            .rooms
-            .get(room)
-            .is_some_and(|r| !r.options().presence)
-        {
-            return;
-        }
-        for user in users {
-            let message = ServerMessage::UserJoin {
-                room: room.clone(),
-                user,
-                timestamp: now_ms(),
-            };
-            self.publish_quietly(Delivery::new(Target::Room(room.clone()), frame(&message)))
-                .await;
         }
     }
 

@@ -6,6 +6,7 @@
 use roomcast_server::Settings;
 
 use crate::TestServer;
+use crate::proxy::Proxy;
 use crate::services::{PgSchema, RedisPrefix};
 
 /// The cluster's nodes and what they share.
@@ -42,6 +43,25 @@ impl Cluster {
         for _ in 0..n {
             cluster.add(settings.clone()).await;
         }
+        cluster.settled().await;
+        Some(cluster)
+    }
+
+    /// Two nodes on the shared Redis, each with `settings`: node 0 reaches it directly,
+    /// node 1 through `proxy` (which a test cuts to take node 1 off the bus); `None`
+    /// (skipped) when Redis or PostgreSQL is unreachable.
+    pub async fn one_behind(proxy: &Proxy, settings: Settings) -> Option<Self> {
+        let mut cluster = Self::on(RedisPrefix::create().await?, 1, settings.clone()).await?;
+        let proxied = cluster
+            .redis
+            .url
+            .replacen("127.0.0.1:6379", &proxy.addr.to_string(), 1);
+        cluster
+            .add(Settings {
+                broker: Some(proxied),
+                ..settings
+            })
+            .await;
         cluster.settled().await;
         Some(cluster)
     }

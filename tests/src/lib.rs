@@ -190,6 +190,22 @@ impl TestServer {
         response(self.api(reqwest::Method::GET, path).send().await).await
     }
 
+    /// Polls `/healthz` until its `status` is `status` (10 s at most); returns the body.
+    pub async fn health_becomes(&self, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = self.get("/healthz").await;
+            if body["status"] == status {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/healthz never said {status}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `POST` JSON with the key; returns status and JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         response(

@@ -7,10 +7,9 @@
 use std::time::Duration;
 
 use roomcast_server::Settings;
+use roomcast_tests::Client;
 use roomcast_tests::cluster::Cluster;
 use roomcast_tests::proxy::Proxy;
-use roomcast_tests::services::RedisPrefix;
-use roomcast_tests::{Client, TestServer};
 use serde_json::{Value, json};
 
 /// Sends a private message that must be accepted; returns the reply's `data`.
@@ -39,22 +38,6 @@ async fn addressed(client: &mut Client, quiet: Duration) -> Vec<String> {
         }
     }
     ids
-}
-
-/// Polls `/healthz` until its status is `status` (10 s at most).
-async fn health_becomes(node: &TestServer, status: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = node.get("/healthz").await;
-        if body["status"] == status {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/healthz never said {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -106,23 +89,9 @@ async fn what_the_bus_could_not_carry_to_a_node_cut_off_from_redis_arrives_once_
     // who is on node 1, reaches no one; it stays pending in the store until node 1
     // subscribes again and hands it over, live.
     let mut via = Proxy::start("127.0.0.1:6379").await;
-    let Some(prefix) = RedisPrefix::create().await else {
+    let Some(cluster) = Cluster::one_behind(&via, Settings::default()).await else {
         return;
     };
-    let Some(mut cluster) = Cluster::on(prefix, 1, Settings::default()).await else {
-        return;
-    };
-    let proxied = cluster
-        .redis
-        .url
-        .replacen("127.0.0.1:6379", &via.addr.to_string(), 1);
-    cluster
-        .add(Settings {
-            broker: Some(proxied),
-            ..Settings::default()
-        })
-        .await;
-    cluster.settled().await;
     let mut alice = cluster[0].login("alice").await;
     let mut bob = cluster[1].login("bob").await;
     assert!(
@@ -132,7 +101,7 @@ async fn what_the_bus_could_not_carry_to_a_node_cut_off_from_redis_arrives_once_
     );
 
     via.cut();
-    health_becomes(&cluster[1], "degraded").await;
+    cluster[1].health_becomes("degraded").await;
     let reply = private(&mut alice, "bob", 1).await;
     // The reply says Bob is online (the registry has his connection), though nothing
     // can reach his node yet.
@@ -153,7 +122,7 @@ async fn what_the_bus_could_not_carry_to_a_node_cut_off_from_redis_arrives_once_
     );
 
     via.restore().await;
-    health_becomes(&cluster[1], "ok").await;
+    cluster[1].health_becomes("ok").await;
     let got = addressed(&mut bob, Duration::from_millis(1_500)).await;
     let expected = [
         reply["id"].as_str().expect("id"),
@@ -176,23 +145,9 @@ async fn a_private_sent_from_a_node_cut_off_from_redis_arrives_once_it_is_back()
     // reaches no other node. When it subscribes again it asks every node to hand over
     // what is still pending, and Bob, on the other node, gets it live.
     let mut via = Proxy::start("127.0.0.1:6379").await;
-    let Some(prefix) = RedisPrefix::create().await else {
+    let Some(cluster) = Cluster::one_behind(&via, Settings::default()).await else {
         return;
     };
-    let Some(mut cluster) = Cluster::on(prefix, 1, Settings::default()).await else {
-        return;
-    };
-    let proxied = cluster
-        .redis
-        .url
-        .replacen("127.0.0.1:6379", &via.addr.to_string(), 1);
-    cluster
-        .add(Settings {
-            broker: Some(proxied),
-            ..Settings::default()
-        })
-        .await;
-    cluster.settled().await;
     let mut alice = cluster[1].login("alice").await;
     let mut bob = cluster[0].login("bob").await;
     assert!(
@@ -202,7 +157,7 @@ async fn a_private_sent_from_a_node_cut_off_from_redis_arrives_once_it_is_back()
     );
 
     via.cut();
-    health_becomes(&cluster[1], "degraded").await;
+    cluster[1].health_becomes("degraded").await;
     let publish_failures = |health: &Value| health["broker"]["publishFailures"].as_u64();
     let before = publish_failures(&cluster[1].get("/healthz").await.1);
     let reply = private(&mut alice, "bob", 1).await;
@@ -223,7 +178,7 @@ async fn a_private_sent_from_a_node_cut_off_from_redis_arrives_once_it_is_back()
     }
 
     via.restore().await;
-    health_becomes(&cluster[1], "ok").await;
+    cluster[1].health_becomes("ok").await;
     let got = addressed(&mut bob, Duration::from_millis(1_500)).await;
     assert_eq!(got, [reply["id"].as_str().expect("id")], "once, live");
     let mut again = cluster[1].login("bob").await;

@@ -57,22 +57,6 @@ async fn chats(client: &mut Client, count: usize) -> Vec<(i64, String)> {
     got
 }
 
-/// Polls `/healthz` until its status is `status` (10 s at most); returns the body.
-async fn health_becomes(node: &TestServer, status: &str) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = node.get("/healthz").await;
-        if body["status"] == status {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/healthz never said {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Every chat once, in the room's id order, the same on every node.
 #[track_caller]
 fn assert_one_run(label: &str, got: &[(i64, String)], expected: &[(i64, String)]) {
@@ -184,7 +168,7 @@ async fn chats_cross_nodes_while_redis_is_down_and_live_again_once_it_is_back_em
     assert_eq!(carol.wait_for("private").await["message"], "hi");
     // Degraded, not down: the node still serves its own connections.
     for node in &cluster.nodes {
-        let health = health_becomes(node, "degraded").await;
+        let health = node.health_becomes("degraded").await;
         assert_eq!(health["broker"]["connected"], false, "{health}");
         assert_eq!(health["store"]["connected"], true, "{health}");
     }
@@ -192,7 +176,7 @@ async fn chats_cross_nodes_while_redis_is_down_and_live_again_once_it_is_back_em
     redis.restart().await;
     // Once both nodes have subscribed again, a chat crosses live.
     for node in &cluster.nodes {
-        let health = health_becomes(node, "ok").await;
+        let health = node.health_becomes("ok").await;
         assert!(
             health["broker"]["resubscribes"].as_u64() >= Some(1),
             "{health}"
@@ -402,7 +386,7 @@ async fn a_redis_outage_longer_than_the_ttl_that_keeps_its_data_storms_no_one() 
     tokio::time::sleep(Duration::from_millis(400)).await;
     via_b.restore().await;
     for node in &cluster.nodes {
-        health_becomes(node, "ok").await;
+        node.health_becomes("ok").await;
     }
     // Past another TTL and the reaper's chance to act: nobody left, nobody joined.
     let noticed = alice.try_recv(Duration::from_millis(2_000)).await;

@@ -81,22 +81,6 @@ async fn notices_about(client: &mut Client, user: &str, window: Duration) -> Vec
     seen
 }
 
-/// Polls `/healthz` until its status is `status`.
-async fn health_becomes(node: &TestServer, status: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = node.get("/healthz").await;
-        if body["status"] == status {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/healthz never said {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A newcomer on `node` joins `room` until its `user_list` satisfies `wanted` (leaving
 /// between tries), within [`REPAIRED_WITHIN`]; returns the last list.
 async fn user_list_until(
@@ -159,7 +143,7 @@ async fn a_leave_lost_in_a_redis_blip_is_announced_once_and_frees_the_users_slot
     // Node 0 loses Redis; alice disconnects from it meanwhile: its `LEFT`, seat and
     // slot release all fail, and so does the `user_leave` it publishes.
     proxy.cut();
-    health_becomes(&cluster[0], "degraded").await;
+    cluster[0].health_becomes("degraded").await;
     let gone = format!("/api/connections/{}", alice.client_id);
     alice.close().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -172,7 +156,7 @@ async fn a_leave_lost_in_a_redis_blip_is_announced_once_and_frees_the_users_slot
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.restore().await;
-    health_becomes(&cluster[0], "ok").await;
+    cluster[0].health_becomes("ok").await;
 
     // Node 1's member hears alice leave, once.
     let deadline = tokio::time::Instant::now() + REPAIRED_WITHIN;
@@ -287,7 +271,7 @@ async fn a_node_reaped_while_only_cut_off_announces_its_users_return() {
         seen.extend(notices_about(&mut watcher, "bob", Duration::from_millis(300)).await);
     }
     proxy.restore().await;
-    health_becomes(&cluster[0], "ok").await;
+    cluster[0].health_becomes("ok").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !seen.contains(&"user_join".to_owned()) {
         assert!(

@@ -9,7 +9,6 @@ use roomcast_server::Settings;
 use roomcast_tests::Client;
 use roomcast_tests::cluster::Cluster;
 use roomcast_tests::proxy::Proxy;
-use roomcast_tests::services::RedisPrefix;
 use serde_json::json;
 
 /// Sends a chat and waits for its reply; returns the stored id.
@@ -38,30 +37,11 @@ async fn chats(client: &mut Client, quiet: Duration) -> Vec<String> {
     seen
 }
 
-/// Polls `/healthz` until its status is `status` (10 s at most).
-async fn health_becomes(node: &roomcast_tests::TestServer, status: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = node.get("/healthz").await;
-        if body["status"] == status {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/healthz never said {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_join_with_since_on_a_node_behind_the_store_repeats_nothing() {
     // Node 1 reaches Redis through a proxy the test cuts, so it does not hear node 0's
     // chats until its position check reads them from the store.
     let mut via = Proxy::start("127.0.0.1:6379").await;
-    let Some(prefix) = RedisPrefix::create().await else {
-        return;
-    };
     // Beats of 2 s: a node's position check (every two beats) then leaves it behind the
     // store for up to 4 s, long enough for X to come back within it.
     let slow = Settings {
@@ -69,20 +49,9 @@ async fn a_join_with_since_on_a_node_behind_the_store_repeats_nothing() {
         node_ttl_ms: Some(6_000),
         ..Settings::default()
     };
-    let Some(mut cluster) = Cluster::on(prefix, 1, slow.clone()).await else {
+    let Some(cluster) = Cluster::one_behind(&via, slow).await else {
         return;
     };
-    let proxied = cluster
-        .redis
-        .url
-        .replacen("127.0.0.1:6379", &via.addr.to_string(), 1);
-    cluster
-        .add(Settings {
-            broker: Some(proxied),
-            ..slow
-        })
-        .await;
-    cluster.settled().await;
     for round in 0..3 {
         let room = format!("hall-{round}");
         let mut x = cluster[0].login("x").await;
@@ -93,7 +62,7 @@ async fn a_join_with_since_on_a_node_behind_the_store_repeats_nothing() {
         assert_eq!(chats(&mut y, Duration::from_millis(500)).await, ["before"]);
 
         via.cut();
-        health_becomes(&cluster[1], "degraded").await;
+        cluster[1].health_becomes("degraded").await;
         // X sees its own chat on node 0 (delivered there, stored); node 1 cannot hear it.
         let seen = say(&mut x, &room, "seen on node 0").await;
         assert!(seen > first);
@@ -116,7 +85,7 @@ async fn a_join_with_since_on_a_node_behind_the_store_repeats_nothing() {
         }
         assert!(replayed.is_empty(), "round {round}: replayed {replayed:?}");
         via.restore().await;
-        health_becomes(&cluster[1], "ok").await;
+        cluster[1].health_becomes("ok").await;
         // Node 1 catches up (its check after resubscribing): the chat once for Y,
         // nothing for X, who has it.
         let caught_up = y.wait_for("chat").await;

@@ -339,7 +339,6 @@ impl Broker for RedisBroker {
                 tokio::spawn(publisher::run(shared.clone(), queued)),
                 tokio::spawn(nodes::beat(shared.clone())),
                 tokio::spawn(nodes::check_positions(shared.clone())),
-                tokio::spawn(leader::watch(shared.clone())),
                 tokio::spawn(reconcile::run(shared.clone())),
             ];
             shared
@@ -353,7 +352,6 @@ impl Broker for RedisBroker {
                 Ok(Ok(())) => {
                     reaper::clear_previous(shared).await;
                     nodes::once(shared).await;
-                    leader::check(shared).await;
                     Ok(())
                 }
                 _ => Err(ServerError::Broker(format!(

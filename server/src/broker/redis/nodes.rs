@@ -98,6 +98,7 @@ pub(super) async fn once(shared: &Shared) {
                 .nodes
                 .store(live.len() as u64, Ordering::Relaxed);
             shared.counters.commands_ok.store(true, Ordering::Relaxed);
+            super::leader::record(shared, &live);
             let _ =
                 shared
                     .beating_since

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use roomcast_protocol::{
     ChatReply, ClientId, ClientMessage, ErrorCode, HistoryReply, JoinReply, LeaveReply,
-    MarkReadReply, MessageId, Priority, PrivateHistoryReply, PrivateReply, RequestId, RoomName,
-    ServerMessage, SubscribeReply, TopicMessage, UnsubscribeReply, User, UserId,
+    MarkReadReply, MembersReply, MessageId, Priority, PrivateHistoryReply, PrivateReply, RequestId,
+    RoomName, ServerMessage, SubscribeReply, TopicMessage, UnsubscribeReply, User, UserId,
 };
 use serde_json::{Map, Value, json};
 
@@ -376,6 +376,11 @@ fn every_request() -> Vec<ClientMessage> {
             before: None,
             before_to: None,
         },
+        ClientMessage::Members {
+            room: RoomName::new("r").unwrap(),
+            after: None,
+            limit: None,
+        },
         ClientMessage::Ack {
             message_id: String::new(),
         },
@@ -483,6 +488,21 @@ fn reply_of(request: &ClientMessage) -> Option<(&'static str, &'static str, Valu
             }
             .into(),
         ),
+        ClientMessage::Members { .. } => {
+            // `next` is absent on the last page: the bare body leaves it out.
+            let page = |next: Option<UserId>| MembersReply {
+                items: vec![User::new(
+                    UserId::new("u").unwrap(),
+                    None,
+                    Vec::new(),
+                    Map::new(),
+                )],
+                count: 1,
+                next,
+            };
+            let full = page(Some(UserId::new("u").unwrap())).into();
+            return Some(("members", "MembersResult", full, page(None).into()));
+        }
         ClientMessage::Auth { .. }
         | ClientMessage::Ack { .. }
         | ClientMessage::Pong
@@ -518,7 +538,7 @@ fn declared_results_match_the_protocols_reply_bodies() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 9);
+    assert_eq!(checked, 10);
 }
 
 #[test]

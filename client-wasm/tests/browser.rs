@@ -43,6 +43,49 @@ async fn two_clients_chat_and_requests_resolve_with_the_reply() {
 }
 
 #[wasm_bindgen_test]
+async fn members_pages_through_a_rooms_users_by_id() {
+    let hall = room("hall");
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["cy", "ada", "bea"] {
+        let (client, _, _) = connected(&unique(name)).await;
+        settle(client.join(&hall)).await.expect("join");
+        clients.push(client);
+    }
+    let paging = Object::new();
+    set(&paging, "limit", &2.into());
+    let mut pages = 0;
+    loop {
+        let page = settle(clients[0].members(&hall, &paging))
+            .await
+            .expect("members");
+        pages += 1;
+        assert_eq!(page["count"], 3, "{page}");
+        for item in page["items"].as_array().expect("items") {
+            ids.push(item["userId"].as_str().expect("userId").to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => set(&paging, "after", &next.into()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "by id");
+    assert_eq!(ids.len(), 3, "each once: {ids:?}");
+    // No options: the default page holds everyone.
+    let all = settle(clients[1].members(&hall, &JsValue::UNDEFINED))
+        .await
+        .expect("members");
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(3), "{all}");
+    assert!(all.get("next").is_none(), "{all}");
+    for client in clients {
+        client.close();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn server_errors_reject_with_their_code() {
     let (alice, _, _) = connected(&unique("alice")).await;
     let error = settle(alice.chat(&room("nowhere"), &"hi".into()))

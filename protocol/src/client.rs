@@ -82,6 +82,17 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before_to: Option<UserId>,
     },
+    /// One page of a room's users, all nodes, in the order of their ids (CONTRACT §4).
+    Members {
+        /// The room (the caller must be a member).
+        room: RoomName,
+        /// Only users whose id sorts after this one: the previous page's `next`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<UserId>,
+        /// How many users (default 100, at most 1000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Confirms a server message flagged `_ack`.
     Ack {
         /// The `_messageId` being confirmed.
@@ -124,7 +135,7 @@ pub struct CustomMessage {
 
 impl ClientMessage {
     /// The types the contract defines; anything else is [`ClientMessage::Custom`].
-    pub const KNOWN_TYPES: [&'static str; 13] = [
+    pub const KNOWN_TYPES: [&'static str; 14] = [
         "auth",
         "pong",
         "ping",
@@ -134,6 +145,7 @@ impl ClientMessage {
         "private",
         "history",
         "private_history",
+        "members",
         "ack",
         "mark_read",
         "subscribe",
@@ -152,6 +164,7 @@ impl ClientMessage {
             Self::Private { .. } => "private",
             Self::History { .. } => "history",
             Self::PrivateHistory { .. } => "private_history",
+            Self::Members { .. } => "members",
             Self::Ack { .. } => "ack",
             Self::MarkRead { .. } => "mark_read",
             Self::Subscribe { .. } => "subscribe",
@@ -347,6 +360,22 @@ mod tests {
                 json!({"type":"private_history","userId":"bob"}),
             ),
             (
+                ClientMessage::Members {
+                    room: room("lobby"),
+                    after: Some(UserId::new("bob").unwrap()),
+                    limit: Some(500),
+                },
+                json!({"type":"members","room":"lobby","after":"bob","limit":500}),
+            ),
+            (
+                ClientMessage::Members {
+                    room: room("lobby"),
+                    after: None,
+                    limit: None,
+                },
+                json!({"type":"members","room":"lobby"}),
+            ),
+            (
                 ClientMessage::Ack {
                     message_id: "m1".into(),
                 },
@@ -441,6 +470,12 @@ mod tests {
             ),
             (
                 r#"{"type":"private_history","userId":"b","limit":-1}"#,
+                "expected u32",
+            ),
+            (r#"{"type":"members"}"#, "missing field `room`"),
+            (r#"{"type":"members","room":"a","after":""}"#, "user id"),
+            (
+                r#"{"type":"members","room":"a","limit":"9"}"#,
                 "expected u32",
             ),
         ] {

@@ -27,7 +27,8 @@ pub use frames::{TopicMessage, batch_messages_frame, topic_frame};
 pub use ids::{ClientId, MessageId, RequestId, RoomName, UserId};
 pub use replies::{
     AckReply, AuthReply, ChatReply, HistoryReply, JoinReply, LeaveReply, MarkReadReply,
-    PrivateHistoryReply, PrivateReply, RefreshReply, SubscribeReply, UnsubscribeReply,
+    MembersReply, PrivateHistoryReply, PrivateReply, RefreshReply, SubscribeReply,
+    UnsubscribeReply,
 };
 pub use server::{Priority, ServerMessage, User};
 

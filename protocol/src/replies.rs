@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{ClientId, MessageId, RoomName, ServerMessage, Timestamp, UserId};
+use crate::{ClientId, MessageId, RoomName, ServerMessage, Timestamp, User, UserId};
 
 /// `join`: the room, and how the `since` catch-up went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +59,19 @@ pub struct HistoryReply {
 pub struct PrivateHistoryReply {
     /// The messages.
     pub items: Vec<ServerMessage>,
+}
+
+/// `members`: one page of a room's users (every node's), in the order of their ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembersReply {
+    /// The users of this page.
+    pub items: Vec<User>,
+    /// Distinct users in the room in all.
+    pub count: u64,
+    /// The `after` of the next page (the last item's id); absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<UserId>,
 }
 
 /// `private`: what the sender learns.
@@ -155,6 +168,7 @@ reply_data!(
     ChatReply,
     HistoryReply,
     PrivateHistoryReply,
+    MembersReply,
     PrivateReply,
     AckReply,
     MarkReadReply,
@@ -253,6 +267,36 @@ mod tests {
             &json!({"items":[]}),
             r#"{"items":[]}"#,
             r#"{"items":[]}"#,
+        );
+    }
+
+    #[test]
+    fn members_pages_carry_users_the_count_and_the_next_cursor() {
+        let users = vec![
+            User::new(user("alice"), Some("Alice".into()), Vec::new(), Map::new()),
+            User::new(user("bob"), None, Vec::new(), Map::new()),
+        ];
+        check(
+            &MembersReply {
+                items: users,
+                count: 5,
+                next: Some(user("bob")),
+            },
+            &json!({"items":[{"userId":"alice","name":"Alice"},{"userId":"bob"}],
+                    "count":5,"next":"bob"}),
+            r#"{"items":[{"userId":"alice","name":"Alice"},{"userId":"bob"}],"count":5,"next":"bob"}"#,
+            r#"{"count":5,"items":[{"name":"Alice","userId":"alice"},{"userId":"bob"}],"next":"bob"}"#,
+        );
+        // The last page has no `next`.
+        check(
+            &MembersReply {
+                items: Vec::new(),
+                count: 0,
+                next: None,
+            },
+            &json!({"items":[],"count":0}),
+            r#"{"items":[],"count":0}"#,
+            r#"{"count":0,"items":[]}"#,
         );
     }
 

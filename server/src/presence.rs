@@ -54,7 +54,23 @@ pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
     /// left in the room anywhere (so the room hears `user_leave`)?
     fn left(&self, room: &RoomName, user: &User) -> PresenceFuture<'_, bool>;
 
-    /// Who is in `room` on every node, in join order, when that is known beyond this
-    /// node's members; `None` for a single node, whose room lists its own members.
-    fn members(&self, room: &RoomName) -> PresenceFuture<'_, Option<Vec<User>>>;
+    /// Who is in `room` on the other nodes: at most `limit` users whose id sorts after
+    /// `after`, by id, and how many users the other nodes have that this node does not;
+    /// `None` for a single node, whose room lists its own members.
+    fn members(
+        &self,
+        room: &RoomName,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> PresenceFuture<'_, Option<RemoteMembers>>;
+}
+
+/// A page of a room's users on the other nodes, merged by the room with its own.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteMembers {
+    /// At most the asked limit of users after the cursor, by id.
+    pub users: Vec<User>,
+    /// Users on the other live nodes that this node's own entry of the room does not
+    /// list: the room's count is its own users plus these.
+    pub others: u64,
 }

@@ -116,6 +116,75 @@ async fn user_list_shows_the_rooms_users_on_every_node_and_notices_come_once_per
     cluster.stop().await;
 }
 
+/// The ids of a `members` page, in the order sent.
+fn items(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|u| u["userId"].as_str().expect("userId").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn capped_user_list_and_members_pages_merge_every_nodes_users_by_id() {
+    let cluster = cluster!(
+        2,
+        Settings {
+            user_list_limit: Some(3),
+            ..Settings::default()
+        }
+    );
+    let mut kept = Vec::new();
+    for (node, user) in [
+        (0, "gus"),
+        (1, "fay"),
+        (0, "eve"),
+        (1, "dan"),
+        (0, "cy"),
+        (1, "cy"),
+        (1, "bea"),
+        (0, "ada"),
+    ] {
+        kept.push(member(&cluster[node], user, "hall").await.0);
+    }
+    let (mut hal, list) = member(&cluster[1], "hal", "hall").await;
+    let mut listed = user_ids(&list);
+    listed.sort();
+    assert_eq!(
+        listed,
+        ["ada", "bea", "cy"],
+        "the first 3 by id, of both nodes: {list}"
+    );
+    assert_eq!(list["count"], 8, "cy once: {list}");
+
+    let everyone = ["ada", "bea", "cy", "dan", "eve", "fay", "gus", "hal"];
+    for (asker, client) in [("node 1", &mut hal), ("node 0", &mut kept[0])] {
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = json!({ "type": "members", "room": "hall", "limit": 3 });
+            if let Some(after) = &after {
+                request["after"] = json!(after);
+            }
+            let answer = client.request(request, json!("m")).await;
+            assert_eq!(answer["type"], "reply", "{answer}");
+            let page = &answer["data"];
+            assert_eq!(page["count"], 8, "{asker}: {page}");
+            ids.extend(items(page));
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            ids, everyone,
+            "{asker}: each user once, by id, across nodes"
+        );
+    }
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn max_clients_and_the_per_user_limit_count_every_node() {
     let per_user = Settings {

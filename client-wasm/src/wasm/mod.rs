@@ -525,6 +525,12 @@ impl RoomcastClient {
         )
     }
 
+    /// A page of a room's users, by id: `{limit, after}` optional (`after`: the previous
+    /// page's `next`).
+    pub fn members(&self, room: &str, options: &JsValue) -> Promise {
+        self.page("members", ("room", room), options, &["after"])
+    }
+
     /// Marks a notification read (every tab of the user hears `notification_read`).
     #[wasm_bindgen(js_name = markRead)]
     pub fn mark_read(&self, notification_id: &str) -> Promise {

@@ -71,6 +71,13 @@ export async function usage(): Promise<void> {
   const sender: string | undefined = older?.items[0]?.from.userId;
   // @ts-expect-error: the items are private messages, which have no room
   void conversation.items[0]?.room;
+  const page = await client.members("lobby", { limit: 50 });
+  const total: number = page.count;
+  const name: string | undefined = page.items[0]?.name;
+  const rest = page.next !== undefined ? await client.members("lobby", { after: page.next }) : undefined;
+  const more: string | undefined = rest?.next;
+  // @ts-expect-error: `next` is the next page's cursor, a string
+  const wrong: number | undefined = page.next;
   const { keys } = await client.subscribe("prices", ["AAPL"]);
   const { removed } = await client.unsubscribe("prices");
   const dice = await client.request<{ roll: number }>("roll", { sides: 20 }, { timeoutMs: 500 });
@@ -85,5 +92,5 @@ export async function usage(): Promise<void> {
     void known;
   }
   client.close();
-  void flags, first, delivered, target, sender, keys, removed, roll;
+  void flags, first, delivered, target, sender, keys, removed, roll, total, name, more, wrong;
 }

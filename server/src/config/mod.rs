@@ -103,6 +103,8 @@ layout::settings! {
             => max_rooms_per_connection: usize = positive(100);
         /// Rooms sending user_join/user_leave only up to this many users [default: 1000]
         presence_limit: usize, "ROOMCAST_PRESENCE_LIMIT" => presence_limit: usize = positive(1000);
+        /// Users a joiner's user_list carries at most; `members` pages the rest [default: 100]
+        user_list_limit: usize, "ROOMCAST_USER_LIST_LIMIT" => user_list_limit: usize = positive(100);
         /// Messages queued per connection before it is closed with 4029 [default: 1024]
         send_queue: usize, "ROOMCAST_SEND_QUEUE" => send_queue: usize = positive(1024);
         /// Most messages a `join` with `since` replays (default 1000); past it the newest are

@@ -225,7 +225,7 @@ impl LocalSide for Local {
                 let members = room.members();
                 RoomPresence {
                     name: room.name.clone(),
-                    users: members.user_list(usize::MAX),
+                    users: members.all_users(),
                     connections: members.conns.len(),
                 }
             })

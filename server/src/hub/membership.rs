@@ -5,17 +5,24 @@
 
 use std::sync::Arc;
 
-use roomcast_protocol::User;
-use roomcast_protocol::{ErrorCode, JoinReply, MessageId, RoomName, ServerMessage};
+use roomcast_protocol::{
+    ErrorCode, JoinReply, MembersReply, MessageId, RoomName, ServerMessage, User, UserId,
+};
 use tracing::{debug, warn};
 
 use super::admin::unexpected;
-use super::room::{Entered, Removed};
+use super::room::{EnterLimits, Entered, Members, Removed};
 use super::{ConnHandle, Hub, RoomInfo, frame};
 use crate::ServerError;
 use crate::broker::{Delivery, NodeAnswer, NodeRequest, Target};
 use crate::clock::now_ms;
 use crate::model::RoomOptions;
+use crate::presence::RemoteMembers;
+
+/// Users in a `members` page when the request names no `limit`.
+const DEFAULT_MEMBERS: usize = 100;
+/// Most users in one `members` page.
+const MAX_MEMBERS: usize = 1000;
 
 impl Hub {
     /// Joins `conn` to `room`, creating the room on first join. The joiner's `user_list`
@@ -60,7 +67,10 @@ impl Hub {
             recovered: false,
             replayed: 0,
         };
-        let limit = self.config().limits.presence_limit;
+        let limits = EnterLimits {
+            presence: self.config().limits.presence_limit,
+            user_list: self.config().limits.user_list_limit,
+        };
         // From the room's decision (first connection of the user here?) to the cluster's
         // presence hearing of it, one step at a time for this user in this room: else a
         // leave and a quick re-entry could reach Redis swapped (a `user_leave` for a user
@@ -76,7 +86,7 @@ impl Hub {
             if let Err(err) = self.place_cursor(&room).await {
                 break Err(err);
             }
-            let elsewhere = match self.cluster_entry(&room, already).await {
+            let elsewhere = match self.cluster_entry(&room, already, limits.user_list).await {
                 Ok(elsewhere) => elsewhere,
                 Err(err) => break Err(err),
             };
@@ -91,7 +101,7 @@ impl Hub {
                 Some(_) => room.cursor.hold(),
                 None => None,
             };
-            let entered = room.enter(conn, &user, already, limit, elsewhere, |list| {
+            let entered = room.enter(conn, &user, already, limits, elsewhere, |list| {
                 self.send(conn, list);
             });
             if !already && !matches!(entered, Ok(Ok(_))) {
@@ -155,12 +165,14 @@ impl Hub {
 
     /// The cluster's part of a join, before the member enters: a seat under the room's
     /// `maxClients` on every node (`room_full` when there is none), and who is in the room
-    /// on the other nodes, for the joiner's `user_list` (`None` on a single node).
+    /// on the other nodes, the first `listed` of them for the joiner's `user_list` (`None`
+    /// on a single node).
     async fn cluster_entry(
         &self,
         room: &super::room::Room,
         already: bool,
-    ) -> Result<Option<Vec<User>>, ServerError> {
+        listed: usize,
+    ) -> Result<Option<RemoteMembers>, ServerError> {
         let presence = &self.inner.presence;
         if !already {
             let max = room.options().max_clients;
@@ -176,10 +188,66 @@ impl Hub {
                 ));
             }
         }
-        Ok(presence.members(&room.name).await.unwrap_or_else(|err| {
-            warn!(room = %room.name, cause = %err, "presence unavailable: user_list of this node only");
+        Ok(self.members_elsewhere(&room.name, None, listed).await)
+    }
+
+    /// The other nodes' page of `room` (`None` on a single node, or when the presence
+    /// cannot be read: the page is then this node's alone).
+    async fn members_elsewhere(
+        &self,
+        room: &RoomName,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Option<RemoteMembers> {
+        // One more than asked tells the page whether another follows.
+        let asked = limit.saturating_add(1);
+        self.inner
+            .presence
+            .members(room, after, asked)
+            .await
+            .unwrap_or_else(|err| {
+                warn!(%room, cause = %err, "presence unavailable: members of this node only");
+                None
+            })
+    }
+
+    /// One page of `room`'s users on every node (CONTRACT §4 `members`): `limit`
+    /// (default 100, at most 1000) users whose id sorts after `after`, by id.
+    ///
+    /// # Errors
+    /// `not_member` when `conn` is not in the room.
+    pub async fn members(
+        &self,
+        conn: &ConnHandle,
+        room: &RoomName,
+        after: Option<&UserId>,
+        limit: Option<u32>,
+    ) -> Result<MembersReply, ServerError> {
+        if !conn.state().rooms.contains(room) {
+            return Err(ServerError::request(
+                ErrorCode::NotMember,
+                format!("join room {room} to list its members"),
+            ));
+        }
+        let limit = limit
+            .map_or(DEFAULT_MEMBERS, |l| l as usize)
+            .clamp(1, MAX_MEMBERS);
+        let elsewhere = self.members_elsewhere(room, after, limit).await;
+        let page = match self.inner.rooms.get(room) {
+            Some(local) => local.members().page(after, limit, elsewhere),
+            // The connection's last step out of the room is under way.
+            None => Members::default().page(after, limit, elsewhere),
+        };
+        let next = if page.more {
+            page.users.last().map(|u| u.user_id.clone())
+        } else {
             None
-        }))
+        };
+        Ok(MembersReply {
+            items: page.users,
+            count: page.count,
+            next,
+        })
     }
 
     async fn free_seat(&self, room: &RoomName) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use roomcast_protocol::{ClientId, RoomName, User, UserId};
 
 use super::registry::Registry;
-use crate::presence::{Presence, PresenceFuture};
+use crate::presence::{Presence, PresenceFuture, RemoteMembers};
 
 /// One node's presence: everything it needs to know is on this node.
 #[derive(Debug)]
@@ -57,7 +57,12 @@ impl Presence for LocalPresence {
         ready(())
     }
 
-    fn members(&self, _room: &RoomName) -> PresenceFuture<'_, Option<Vec<User>>> {
+    fn members(
+        &self,
+        _room: &RoomName,
+        _after: Option<&UserId>,
+        _limit: usize,
+    ) -> PresenceFuture<'_, Option<RemoteMembers>> {
         ready(None)
     }
 }

@@ -2,7 +2,8 @@
 //! room never waits on another; the lock is a std `RwLock` held only for in-memory work
 //! (fan-out uses non-blocking `try_send`), never across an `.await`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -14,58 +15,83 @@ use crate::ServerError;
 use crate::clock::now_ms;
 use crate::model::RoomOptions;
 pub use crate::model::{RoomClient, RoomInfo};
+use crate::presence::RemoteMembers;
 
 /// A user present in a room, with how many of its connections are in it.
 #[derive(Debug)]
 pub(crate) struct Present {
     pub user: Arc<User>,
     pub connections: usize,
-    /// Join order, so `user_list` can list the first members when it must truncate.
-    pub seq: u64,
 }
 
 /// Who is in a room.
 #[derive(Debug, Default)]
 pub(crate) struct Members {
     pub conns: HashMap<ClientId, Arc<ConnHandle>>,
-    pub users: HashMap<UserId, Present>,
+    /// By user id: the order of `user_list` and of `members` pages, so a page of `limit`
+    /// users costs O(log n + limit), never O(n), however big the room.
+    pub users: BTreeMap<UserId, Present>,
     /// Set when the room is removed from the hub; a joiner that finds it set retries.
     pub removed: bool,
-    /// The next [`Present::seq`].
-    pub next_seq: u64,
+}
+
+/// One page of a room's users: what `user_list` and the `members` reply carry.
+#[derive(Debug)]
+pub(crate) struct Page {
+    /// At most the asked limit of users, by id.
+    pub users: Vec<User>,
+    /// Distinct users in the room on every node.
+    pub count: u64,
+    /// More users follow the last of `users`.
+    pub more: bool,
 }
 
 impl Members {
-    /// Up to `limit` users, in the order they joined. Truncating costs O(n) only in rooms
-    /// over the limit, and never a frame per member.
-    pub(crate) fn user_list(&self, limit: usize) -> Vec<User> {
-        let mut present: Vec<&Present> = self.users.values().collect();
-        if present.len() > limit {
-            present.select_nth_unstable_by_key(limit, |p| p.seq);
-            present.truncate(limit);
+    /// Every user, by id.
+    pub(crate) fn all_users(&self) -> Vec<User> {
+        self.users.values().map(|p| (*p.user).clone()).collect()
+    }
+
+    /// Up to `limit` users whose id sorts after `after`, merged with `remote` (the other
+    /// nodes' page for the same cursor, `None` on a single node): each user once, by id,
+    /// and the room's count on every node.
+    pub(crate) fn page(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+        remote: Option<RemoteMembers>,
+    ) -> Page {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        // One more than asked tells whether another page follows.
+        let local = self
+            .users
+            .range::<UserId, _>((lower, Bound::Unbounded))
+            .take(limit.saturating_add(1))
+            .map(|(_, p)| (*p.user).clone());
+        let RemoteMembers {
+            users: theirs,
+            others,
+        } = remote.unwrap_or_default();
+        let mut users: Vec<User> = local.chain(theirs).collect();
+        users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        users.dedup_by(|a, b| a.user_id == b.user_id);
+        let more = users.len() > limit;
+        users.truncate(limit);
+        Page {
+            users,
+            count: self.users.len() as u64 + others,
+            more,
         }
-        present.sort_unstable_by_key(|p| p.seq);
-        present.into_iter().map(|p| (*p.user).clone()).collect()
     }
 }
 
-impl Members {
-    /// The users of every node (`cluster`, in join order) with this node's (which the
-    /// cluster may not list yet, the joiner among them), each once: at most `limit` of
-    /// them, and how many in all.
-    fn merged_list(&self, cluster: Vec<User>, limit: usize) -> (Vec<User>, u64) {
-        let mut seen: std::collections::HashSet<UserId> =
-            cluster.iter().map(|u| u.user_id.clone()).collect();
-        let mut all = cluster;
-        for user in self.user_list(usize::MAX) {
-            if seen.insert(user.user_id.clone()) {
-                all.push(user);
-            }
-        }
-        let count = all.len() as u64;
-        all.truncate(limit);
-        (all, count)
-    }
+/// The limits [`Room::enter`] applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EnterLimits {
+    /// Rooms of more users announce no `user_join`/`user_leave`.
+    pub presence: usize,
+    /// Users a `user_list` carries at most.
+    pub user_list: usize,
 }
 
 /// What [`Room::enter`] tells the joiner's caller.
@@ -179,8 +205,8 @@ impl Room {
         conn: &Arc<ConnHandle>,
         user: &Arc<User>,
         already: bool,
-        presence_limit: usize,
-        elsewhere: Option<Vec<User>>,
+        limits: EnterLimits,
+        elsewhere: Option<RemoteMembers>,
         queue: impl FnOnce(&ServerMessage),
     ) -> Result<Result<Entered, ServerError>, Removed> {
         let options = self.options();
@@ -209,7 +235,6 @@ impl Room {
                 )));
             }
             members.conns.insert(conn.id.clone(), conn.clone());
-            let seq = members.next_seq;
             let present = members
                 .users
                 .entry(user.user_id.clone())
@@ -218,30 +243,20 @@ impl Room {
                     Present {
                         user: user.clone(),
                         connections: 0,
-                        seq,
                     }
                 });
             present.connections += 1;
-            if first {
-                members.next_seq += 1;
-            }
         }
-        let (users, count) = match elsewhere {
-            None => (
-                members.user_list(presence_limit),
-                members.users.len() as u64,
-            ),
-            Some(cluster) => members.merged_list(cluster, presence_limit),
-        };
+        let page = members.page(None, limits.user_list, elsewhere);
         queue(&ServerMessage::UserList {
             room: self.name.clone(),
-            users,
-            count,
+            users: page.users,
+            count: page.count,
             timestamp: now_ms(),
         });
         Ok(Ok(Entered {
             first,
-            announce: first && options.presence && members.users.len() <= presence_limit,
+            announce: first && options.presence && members.users.len() <= limits.presence,
         }))
     }
 

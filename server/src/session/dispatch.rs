@@ -115,6 +115,13 @@ impl Session {
                 let items = self.hub.history(&room, limit, before.as_ref()).await?;
                 Ok(Some(HistoryReply { items }.into()))
             }
+            ClientMessage::Members { room, after, limit } => {
+                let page = self
+                    .hub
+                    .members(&self.conn, &room, after.as_ref(), limit)
+                    .await?;
+                Ok(Some(page.into()))
+            }
             ClientMessage::Private {
                 target_user_id,
                 content,

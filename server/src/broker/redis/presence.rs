@@ -14,7 +14,6 @@
 //! A write that fails here (Redis away) is not retried: the reconcile
 //! ([`super::reconcile`]) brings this node's keys back to what it has.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use redis::Script;
@@ -24,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::Shared;
 use crate::ServerError;
 use crate::clock::now_ms;
-use crate::presence::{Presence, PresenceFuture};
+use crate::presence::{Presence, PresenceFuture, RemoteMembers};
 
 // Every script reads the live nodes itself (those whose last beat in `P:nodes` is at or
 // after the cutoff it is given, one TTL ago), so that the answer holds at the moment the
@@ -130,16 +129,33 @@ return 0
     )
 });
 
-/// The entries of the room's users on every live node. KEYS: `P:nodes`. ARGV: hash
-/// prefix, cutoff.
+/// A page of a room's users on the other live nodes: the count of those this node's
+/// own hash does not list, then the entries of at most `limit` users whose id sorts
+/// after the cursor, by id. O(users on the other nodes) on Redis's thread: nothing for a
+/// room only this node holds. KEYS: `P:nodes`. ARGV: hash prefix, cutoff, this node,
+/// cursor (`''` for none), limit.
 static MEMBERS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local all = {}
+local own, after, limit = ARGV[1] .. ARGV[3], ARGV[4], tonumber(ARGV[5])
+local seen, ids, entries, others = {}, {}, {}, 0
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')) do
-  for _, entry in ipairs(redis.call('HVALS', ARGV[1] .. n)) do all[#all + 1] = entry end
+  if n ~= ARGV[3] then
+    local flat = redis.call('HGETALL', ARGV[1] .. n)
+    for i = 1, #flat, 2 do
+      local u = flat[i]
+      if not seen[u] then
+        seen[u] = true
+        if redis.call('HEXISTS', own, u) == 0 then others = others + 1 end
+        if u > after then ids[#ids + 1] = u; entries[u] = flat[i + 1] end
+      end
+    end
+  end
 end
-return all
+table.sort(ids)
+local out = {others}
+for i = 1, math.min(limit, #ids) do out[#out + 1] = entries[ids[i]] end
+return out
 ",
     )
 });
@@ -312,19 +328,37 @@ impl Presence for RedisPresence {
         self.yes(invocation)
     }
 
-    fn members(&self, room: &RoomName) -> PresenceFuture<'_, Option<Vec<User>>> {
+    fn members(
+        &self,
+        room: &RoomName,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> PresenceFuture<'_, Option<RemoteMembers>> {
         let s = &self.shared;
         let mut invocation = MEMBERS.key(s.channel("nodes"));
         invocation
             .arg(s.room_hash_prefix(room))
-            .arg(s.live_cutoff());
+            .arg(s.live_cutoff())
+            .arg(s.node())
+            .arg(after.map_or("", UserId::as_str))
+            .arg(limit);
         let mut commands = s.commands.clone();
         Box::pin(async move {
-            let entries: Vec<String> = invocation
-                .invoke_async(&mut commands)
+            let (others, entries): (u64, Vec<String>) = invocation
+                .invoke_async::<Vec<redis::Value>>(&mut commands)
                 .await
-                .map_err(|e| failed(&e))?;
-            Ok(Some(merge_members(entries)))
+                .map_err(|e| failed(&e))
+                .and_then(|reply| {
+                    page_of(reply).ok_or_else(|| {
+                        ServerError::Broker("presence: unexpected members reply".to_owned())
+                    })
+                })?;
+            let users = entries
+                .iter()
+                .filter_map(|raw| serde_json::from_str::<Entry>(raw).ok())
+                .map(|entry| entry.user)
+                .collect();
+            Ok(Some(RemoteMembers { users, others }))
         })
     }
 }
@@ -343,25 +377,15 @@ impl RedisPresence {
     }
 }
 
-/// Each user once (where two nodes have it, the earlier entry), in the order they
-/// entered.
-fn merge_members(entries: Vec<String>) -> Vec<User> {
-    let mut by_user: HashMap<UserId, Entry> = HashMap::new();
-    for raw in entries {
-        let Ok(entry) = serde_json::from_str::<Entry>(&raw) else {
-            continue;
-        };
-        match by_user.get(&entry.user.user_id) {
-            Some(seen) if seen.at <= entry.at => {}
-            _ => {
-                by_user.insert(entry.user.user_id.clone(), entry);
-            }
-        }
-    }
-    let mut entries: Vec<Entry> = by_user.into_values().collect();
-    entries.sort_by(|a, b| {
-        a.at.cmp(&b.at)
-            .then_with(|| a.user.user_id.cmp(&b.user.user_id))
-    });
-    entries.into_iter().map(|e| e.user).collect()
+/// The MEMBERS script's answer: the count, then the entries.
+fn page_of(reply: Vec<redis::Value>) -> Option<(u64, Vec<String>)> {
+    let mut items = reply.into_iter();
+    let others = match items.next()? {
+        redis::Value::Int(n) => u64::try_from(n).ok()?,
+        _ => return None,
+    };
+    let entries = items
+        .map(|item| redis::from_redis_value::<String>(item).ok())
+        .collect::<Option<Vec<String>>>()?;
+    Some((others, entries))
 }

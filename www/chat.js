@@ -43,7 +43,7 @@ export function setupChat({ client, state, keepJoined }) {
    */
   async function joinRoom(name) {
     if (chat.rooms.has(name)) return selectRoom(name);
-    const room = { messages: new Map(), members: new Map(), unread: 0, mark: null };
+    const room = { messages: new Map(), members: new Map(), count: 0, more: null, unread: 0, mark: null };
     chat.rooms.set(name, room);
     selectRoom(name);
     try {
@@ -204,19 +204,42 @@ export function setupChat({ client, state, keepJoined }) {
     renderPeople();
   });
 
-  client.on("user_list", ({ room, users }) => {
+  // A big room's user_list holds only its first users by id (and the true count): the
+  // rest come a page at a time from `members`, after the last one listed ("Show more").
+  client.on("user_list", ({ room, users, count }) => {
     const known = chat.rooms.get(room);
     if (!known) return;
     known.members = new Map(users.map((user) => [user.userId, user]));
+    known.members.set(state.me.userId, state.me);
+    known.count = count;
+    known.more = count > users.length ? (users.at(-1)?.userId ?? "") : null;
     if (chat.selected === room) renderPeople();
   });
-  client.on("user_join", ({ room, user }) => updateMember(room, (members) => members.set(user.userId, user)));
-  client.on("user_leave", ({ room, user }) => updateMember(room, (members) => members.delete(user.userId)));
+  client.on("user_join", ({ room, user }) => updateMember(room, (r) => {
+    if (!r.members.has(user.userId)) r.count += 1;
+    r.members.set(user.userId, user);
+  }));
+  client.on("user_leave", ({ room, user }) => updateMember(room, (r) => {
+    r.count = Math.max(0, r.count - 1);
+    r.members.delete(user.userId);
+  }));
 
   function updateMember(name, change) {
     const room = chat.rooms.get(name);
     if (!room) return;
-    change(room.members);
+    change(room);
+    if (chat.selected === name) renderPeople();
+  }
+
+  async function showMore() {
+    const name = chat.selected;
+    const room = chat.rooms.get(name);
+    if (!room || room.more === null) return;
+    const page = await client.members(name, room.more ? { after: room.more } : {});
+    if (!isCurrent(name, room)) return;
+    for (const user of page.items) room.members.set(user.userId, user);
+    room.count = page.count;
+    room.more = page.next ?? null;
     if (chat.selected === name) renderPeople();
   }
 
@@ -282,8 +305,9 @@ export function setupChat({ client, state, keepJoined }) {
   function renderPeople() {
     const room = chat.rooms.get(chat.selected);
     const members = room ? [...room.members.values()].sort((a, b) => displayName(a).localeCompare(displayName(b))) : [];
-    $("#member-count").textContent = room ? String(members.length) : "";
+    $("#member-count").textContent = room ? String(Math.max(room.count, members.length)) : "";
     fillList($("#members"), members.map(memberEl), room ? "Nobody here yet" : "No room selected");
+    $("#members-more").hidden = !room || room.more === null;
     const convs = [...chat.conversations.values()];
     fillList($("#conversations"), convs.map(conversationEl), "Click a member to talk privately");
   }
@@ -325,6 +349,7 @@ export function setupChat({ client, state, keepJoined }) {
   }
 
   $("#members").addEventListener("click", openClickedUser);
+  $("#members-more").addEventListener("click", () => run(showMore()));
   $("#conversations").addEventListener("click", openClickedUser);
   $("#private-close").addEventListener("click", () => {
     chat.privateWith = null;

@@ -31,8 +31,10 @@ function freePort() {
 
 /** A roomcast process on a fixed port and store, which can be restarted in place. */
 export class Server {
-  static async start() {
+  /** `env`: settings for this server (e.g. `ROOMCAST_USER_LIST_LIMIT`). */
+  static async start(env = {}) {
     const server = new Server(await freePort(), mkdtempSync(path.join(tmpdir(), "roomcast-e2e-")));
+    server.settings = env;
     await server.launch();
     return server;
   }
@@ -42,6 +44,7 @@ export class Server {
     this.dir = dir;
     this.process = null;
     this.log = "";
+    this.settings = {};
   }
 
   url(route = "/") {
@@ -56,7 +59,7 @@ export class Server {
       "--store", `sqlite://${path.join(this.dir, "e2e.db")}`,
       "--demo",
     ];
-    const env = { ...process.env, ROOMCAST_DEV: "1", ROOMCAST_STATS_INTERVAL_MS: "500" };
+    const env = { ...process.env, ROOMCAST_DEV: "1", ROOMCAST_STATS_INTERVAL_MS: "500", ...this.settings };
     const child = spawn(binary, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (chunk) => { this.log += chunk; });
     child.stderr.on("data", (chunk) => { this.log += chunk; });
@@ -206,11 +209,11 @@ export async function done(people, allow) {
   for (const who of people) await who.context.close();
 }
 
-/** A fresh server and browser for a test file, torn down after it. */
-export function setup(before, after) {
+/** A fresh server (with `settings` in its environment) and browser for a test file, torn down after it. */
+export function setup(before, after, settings = {}) {
   const env = {};
   before(async () => {
-    env.server = await Server.start();
+    env.server = await Server.start(settings);
     env.browser = await launchBrowser();
   });
   after(async () => {

@@ -1,7 +1,7 @@
 //! Room chat: a member's message is stored first (the store assigns its id), then
 //! published to the room; history and the replay of a `join` with `since` read the
-//! store. A room's sequencer orders the two paths, so a joiner meets live traffic with
-//! nothing missing or doubled.
+//! store. The room's cursor orders both paths (live chats by their number, a joiner's
+//! replay by holding it), so a joiner meets live traffic with nothing missing or doubled.
 
 use roomcast_protocol::{ErrorCode, MessageId, RoomName, ServerMessage, Timestamp};
 use serde_json::Value;
@@ -19,6 +19,8 @@ use crate::store::{NewChat, StoredChat, sequence_id};
 const DEFAULT_HISTORY: u32 = 50;
 /// `history` answers at most this many messages.
 const MAX_HISTORY: u32 = 500;
+/// Longest a chat's reply waits for the chat's delivery on this node.
+const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// The position of a room with no stored chat.
 const EMPTY_ROOM: &str = "0000000000000000";
 
@@ -63,10 +65,9 @@ impl Hub {
             })?
         };
         let state = self.inner.rooms.get(room).ok_or_else(not_member)?;
-        // One chat at a time per room on this node: storage (which assigns the id) and
-        // delivery happen in the same order, which is what lets `join` with `since` meet
-        // live traffic without a gap.
-        let _turn = state.sequencer.lock().await;
+        // No lock per room: chats of one room are stored concurrently (the store numbers
+        // them in commit order, many per commit) and the room's cursor delivers them in
+        // that order, whichever task publishes first.
         let chat = NewChat {
             room: room.clone(),
             from: (*user).clone(),
@@ -76,11 +77,20 @@ impl Hub {
         // Persist before deliver: nobody sees a message the history could lose.
         let stored = self.inner.store.append_chat(&chat).await?;
         let (id, timestamp) = (stored.id.clone(), stored.timestamp);
-        let delivery = match sequence_of(&id) {
+        let seq = sequence_of(&id);
+        let delivery = match seq {
             Some(seq) => Delivery::chat(room.clone(), seq, frame(&chat_message(stored))),
             None => Delivery::new(Target::Room(room.clone()), frame(&chat_message(stored))),
         };
         self.publish(delivery).await?;
+        // The reply follows the effect: the sender's own `chat` is queued first. It waits
+        // only while an earlier chat of the room is still on its way here; one that never
+        // comes is read from the store by the repair within ~150 ms.
+        if let Some(seq) = seq
+            && !state.cursor.delivered_through(seq, REPLY_WAIT).await
+        {
+            warn!(%room, seq, "chat replied before its delivery here");
+        }
         Ok((id, timestamp))
     }
 

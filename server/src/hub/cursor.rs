@@ -19,6 +19,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -30,6 +33,8 @@ const MAX_WAITING: usize = 10_000;
 #[derive(Debug, Default)]
 pub(crate) struct Cursor {
     state: Mutex<State>,
+    /// Woken when the position moves (see [`Cursor::delivered_through`]).
+    advanced: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -85,7 +90,10 @@ impl Cursor {
         let at = state.delivered.map_or(position, |d| d.max(position));
         state.delivered = Some(at);
         state.waiting = state.waiting.split_off(&(at + 1));
-        state.drain(send)
+        let accepted = state.drain(send);
+        drop(state);
+        self.advanced.notify_waiters();
+        accepted
     }
 
     /// Takes chat number `seq`; delivers what is due through `send`.
@@ -103,7 +111,14 @@ impl Cursor {
         if state.waiting.len() > MAX_WAITING {
             state.waiting.pop_first();
         }
-        state.drain(send)
+        let before = state.delivered;
+        let accepted = state.drain(send);
+        let moved = state.delivered != before;
+        drop(state);
+        if moved {
+            self.advanced.notify_waiters();
+        }
+        accepted
     }
 
     /// The gap to repair now, if any (the periodic position check asks).
@@ -129,7 +144,29 @@ impl Cursor {
     pub(crate) fn release(&self, _hold: Hold, send: impl FnMut(&Utf8Bytes)) -> Accepted {
         let mut state = self.state();
         state.holds -= 1;
-        state.drain(send)
+        let accepted = state.drain(send);
+        drop(state);
+        self.advanced.notify_waiters();
+        accepted
+    }
+
+    /// Waits until chat `seq` has been delivered here, at most `within`; whether it was.
+    /// A sender's `reply` waits for this, so it follows the sender's own `chat` even when
+    /// an earlier chat of the room (another sender's, another node's) is still on its way.
+    pub(crate) async fn delivered_through(&self, seq: u64, within: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.advanced.notified();
+                let mut notified = std::pin::pin!(notified);
+                // Registered before the check, so a move between the two is not missed.
+                notified.as_mut().enable();
+                if self.delivered().is_some_and(|d| d >= seq) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
     }
 }
 
@@ -228,5 +265,25 @@ mod tests {
         assert!(out.is_empty(), "held");
         cursor.release(hold, |f| out.push(f.to_string()));
         assert_eq!(out, ["3"]);
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_a_chat_ends_when_it_is_delivered_not_when_it_arrives() {
+        let cursor = std::sync::Arc::new(Cursor::default());
+        cursor.place(0, |_| {});
+        let waiter = tokio::spawn({
+            let cursor = cursor.clone();
+            async move { cursor.delivered_through(2, Duration::from_secs(5)).await }
+        });
+        tokio::task::yield_now().await;
+        // 2 arrives first: it waits for 1, and so does the waiter.
+        cursor.accept(2, frame(2), |_| {});
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "2 is not delivered yet");
+        cursor.accept(1, frame(1), |_| {});
+        assert!(waiter.await.unwrap(), "delivered once 1 came");
+        // Already delivered: no wait; never delivered: false after the bound.
+        assert!(cursor.delivered_through(1, Duration::from_millis(1)).await);
+        assert!(!cursor.delivered_through(9, Duration::from_millis(20)).await);
     }
 }

@@ -1,6 +1,6 @@
 //! Joining and leaving rooms, and the rooms the API creates and deletes. A room's own
 //! state is [`super::room::Room`]'s; this module orders the steps around it: the
-//! sequencer against live chat for a `join` with `since`, presence announcements
+//! room cursor's hold against live chat for a `join` with `since`, presence announcements
 //! through the broker, and the store for persistent rooms.
 
 use std::sync::Arc;

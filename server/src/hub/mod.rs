@@ -12,7 +12,7 @@
 //! its senders nothing (it is closed with 4029 when its queue overflows). We chose shared
 //! state over an actor because an actor would serialize every broadcast through one task,
 //! which is the global lock we want to avoid. Lock order: a user's admission lock, a
-//! user's presence turn in a room, a room's sequencer, a map shard, a room, a
+//! user's presence turn in a room, a map shard, a room's cursor, a room's members, a
 //! connection's floor, a connection's state.
 
 mod acks;

@@ -125,10 +125,6 @@ pub(crate) struct Room {
     via_api: AtomicBool,
     options: RwLock<RoomOptions>,
     members: RwLock<Members>,
-    /// Taken by each chat from id to delivery and by each `join` with `since` from entry
-    /// to replay, so the two meet without a gap or a duplicate. Per room: no chat waits on
-    /// another room.
-    pub(crate) sequencer: tokio::sync::Mutex<()>,
     /// Where this node is in the room's chat sequence.
     pub(crate) cursor: Cursor,
     /// A repair of the cursor's gap is under way (one at a time per room).
@@ -148,7 +144,6 @@ impl Room {
             via_api: AtomicBool::new(via_api),
             options: RwLock::new(options),
             members: RwLock::new(Members::default()),
-            sequencer: tokio::sync::Mutex::new(()),
             cursor: Cursor::default(),
             repairing: AtomicBool::new(false),
         }

@@ -6,7 +6,10 @@
 //! up front and holds it to commit, bumps its scope's row, inserts, and commits. Writers
 //! (of every connection and every process on the file) thus commit one at a time in id
 //! order, and a WAL reader's snapshot, being a prefix of the commits, never has a hole.
+//! Room chats are written by one task, many per transaction ([`batch`]): their room's
+//! counter is bumped once per batch, in the same transaction.
 
+mod batch;
 mod conversation;
 mod rows;
 
@@ -18,6 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
+use self::batch::ChatWriter;
 use self::rows::{
     chat_row, get, json, message_id, millis, notification_row, oldest_first, parse, priority_text,
     private_row, store_error, timestamp,
@@ -36,6 +40,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Room chats go through one writer, many per commit (group commit).
+    chats: ChatWriter,
 }
 
 impl SqliteStore {
@@ -68,7 +74,8 @@ impl SqliteStore {
         };
         let pool = pool.connect_with(options).await.map_err(store_error)?;
         MIGRATOR.run(&pool).await.map_err(store_error)?;
-        Ok(Self { pool })
+        let chats = ChatWriter::start(pool.clone());
+        Ok(Self { pool, chats })
     }
 
     /// A transaction that holds the write lock from its start to its end, which is what
@@ -84,10 +91,7 @@ impl SqliteStore {
     }
 }
 
-/// Bumps a room's sequence (created at 1 on its first chat) and returns the new number.
-const NEXT_ROOM_SEQ: &str = "INSERT INTO room_seq (room, last_seq) VALUES (?, 1) \
-     ON CONFLICT (room) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq";
-/// The same for a user's sequence, which its private messages and notifications share.
+/// Bumps a user's sequence, which its private messages and notifications share.
 const NEXT_USER_SEQ: &str = "INSERT INTO user_seq (user_id, last_seq) VALUES (?, 1) \
      ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq";
 /// The same for the one sequence of notifications to everyone.
@@ -111,26 +115,7 @@ async fn next_id(
 
 impl Store for SqliteStore {
     fn append_chat<'a>(&'a self, chat: &'a NewChat) -> StoreFuture<'a, StoredChat> {
-        Box::pin(async move {
-            // Serialized before taking the write lock, to hold it no longer than needed.
-            let (from, message) = (json(&chat.from)?, chat.message.to_string());
-            let mut tx = self.write().await?;
-            let id = next_id(&mut tx, NEXT_ROOM_SEQ, Some(chat.room.as_str())).await?;
-            sqlx::query(
-                "INSERT INTO chat_messages (room, id, sender, message, created_at) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(chat.room.as_str())
-            .bind(id.as_str())
-            .bind(from)
-            .bind(message)
-            .bind(millis(chat.timestamp))
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-            tx.commit().await.map_err(store_error)?;
-            Ok(chat.stored(id))
-        })
+        Box::pin(self.chats.append(chat))
     }
 
     fn chat_history<'a>(

@@ -1,0 +1,96 @@
+//! The stalled subscribers of `slow-consumer`: after the run, each one's socket is read
+//! to its end (or for a bounded time) to learn what the server did with it while it was
+//! not reading: closed it (with which close code, e.g. Roomcast's 4029), reset it, or
+//! kept it open and buffered everything for it.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+use crate::dialect::{Frame, Socket, Target};
+use crate::fanout::summarize;
+
+/// A stalled socket quiet this long at the end is still open: what a server buffered for
+/// it arrives at loopback speed, so a pause this long means nothing more is coming.
+const QUIET: Duration = Duration::from_secs(2);
+
+/// The most time spent reading them all out.
+const READ_OUT: Duration = Duration::from_secs(30);
+
+/// "close 4029", "close (no code)".
+pub fn close_name(close: Option<&CloseFrame>) -> String {
+    close.map_or_else(
+        || "close (no code)".to_owned(),
+        |frame| format!("close {}", u16::from(frame.code)),
+    )
+}
+
+/// What the stalled subscribers' sockets held.
+#[derive(Debug, Default)]
+pub struct StalledReport {
+    /// How each ended: "close 4029", "dropped", "error: ...", "open".
+    pub endings: Vec<String>,
+    /// Data frames read from them at the end (what the server had kept for them).
+    pub data_frames: u64,
+    pub bytes: u64,
+}
+
+impl StalledReport {
+    pub fn describe(&self) -> String {
+        format!(
+            "stalled subscribers: {}; read afterwards: {} payloads, {} bytes",
+            summarize(&self.endings),
+            self.data_frames,
+            self.bytes
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "endings": self.endings,
+            "summary": summarize(&self.endings),
+            "data_frames_read_after": self.data_frames,
+            "bytes_read_after": self.bytes,
+        })
+    }
+}
+
+/// Reads each stalled socket until it ends, falls quiet, or [`READ_OUT`] passes.
+pub async fn read_out(stalled: Vec<Socket>, target: Target) -> StalledReport {
+    let results = futures_util::future::join_all(stalled.into_iter().map(|mut ws| async move {
+        let (mut data, mut bytes) = (0u64, 0u64);
+        let ending = tokio::time::timeout(READ_OUT, async {
+            loop {
+                let Ok(frame) = tokio::time::timeout(QUIET, ws.next()).await else {
+                    return "open".to_owned();
+                };
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        bytes += text.len() as u64;
+                        if matches!(target.classify(&text), Frame::Data { .. }) {
+                            data += 1;
+                        }
+                    }
+                    Some(Ok(Message::Close(close))) => return close_name(close.as_ref()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return format!("error: {e}"),
+                    None => return "dropped".to_owned(),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| "open (still sending)".to_owned());
+        (ending, data, bytes)
+    }))
+    .await;
+    let mut report = StalledReport::default();
+    for (ending, data, bytes) in results {
+        report.endings.push(ending);
+        report.data_frames += data;
+        report.bytes += bytes;
+    }
+    report
+}

@@ -401,7 +401,7 @@ async fn subscribe(mut ws: Socket, target: Target, shared: Arc<Shared>) -> Heard
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                heard.ended = Some(format!("error: {e}"));
+                heard.ended = Some(stalled::error_name(&e));
                 break;
             }
             None => {

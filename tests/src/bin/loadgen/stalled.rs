@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::dialect::{Frame, Socket, Target};
 use crate::fanout::summarize;
@@ -28,10 +29,23 @@ pub fn close_name(close: Option<&CloseFrame>) -> String {
     )
 }
 
+/// A short name for how a read failed: a reset is what a stalled reader usually meets
+/// (the server gave up on it and the kernel dropped what was still queued for it).
+pub fn error_name(e: &Error) -> String {
+    match e {
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            "reset (no close frame)".to_owned()
+        }
+        Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => "reset".to_owned(),
+        Error::ConnectionClosed | Error::AlreadyClosed => "closed".to_owned(),
+        other => format!("error: {other}"),
+    }
+}
+
 /// What the stalled subscribers' sockets held.
 #[derive(Debug, Default)]
 pub struct StalledReport {
-    /// How each ended: "close 4029", "dropped", "error: ...", "open".
+    /// How each ended: "close 4029", "reset (no close frame)", "dropped", "open", ...
     pub endings: Vec<String>,
     /// Data frames read from them at the end (what the server had kept for them).
     pub data_frames: u64,
@@ -76,7 +90,7 @@ pub async fn read_out(stalled: Vec<Socket>, target: Target) -> StalledReport {
                     }
                     Some(Ok(Message::Close(close))) => return close_name(close.as_ref()),
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return format!("error: {e}"),
+                    Some(Err(e)) => return error_name(&e),
                     None => return "dropped".to_owned(),
                 }
             }

@@ -198,6 +198,11 @@ pub async fn run(mode: Mode, args: FanoutArgs, common: &Common) -> anyhow::Resul
     ));
     tokio::time::sleep(Duration::from_secs_f64(args.settle_secs)).await;
 
+    let counted_start = if target == Target::Roomcast && stalled_n > 0 {
+        stalled::roomcast_counters(&args.urls[0]).await
+    } else {
+        None
+    };
     let rss_start = procfs::servers_rss_kib(&common.server_pids);
     let cpu_start = procfs::sample(&common.server_pids);
     let first_send_us = shared.micros();
@@ -229,7 +234,12 @@ pub async fn run(mode: Mode, args: FanoutArgs, common: &Common) -> anyhow::Resul
         totals.add(heard.tracker, expected_each);
     }
     let replies = publisher.finish().await?;
-    let stalled_report = stalled::read_out(stalled, target).await;
+    let mut stalled_report = stalled::read_out(stalled, target).await;
+    if let Some(before) = counted_start
+        && let Some(after) = stalled::roomcast_counters(&args.urls[0]).await
+    {
+        stalled_report.server_counted = Some(stalled::counted_between(&before, &after));
+    }
 
     let latency = totals.percentiles();
     let lost = totals.lost(expected_each);

@@ -1,7 +1,9 @@
 //! The stalled subscribers of `slow-consumer`: after the run, each one's socket is read
 //! to its end (or for a bounded time) to learn what the server did with it while it was
 //! not reading: closed it (with which close code, e.g. Roomcast's 4029), reset it, or
-//! kept it open and buffered everything for it.
+//! kept it open and buffered everything for it. A close frame queued behind data the
+//! client never read may never reach it (the server gives up on the socket), so for
+//! Roomcast the server's own counts (`/metrics`: closes by code, queue drops) are read too.
 
 use std::time::Duration;
 
@@ -42,6 +44,48 @@ pub fn error_name(e: &Error) -> String {
     }
 }
 
+/// Roomcast's own counts of what it did to slow consumers so far, from `/metrics` on the
+/// host of `ws_url`: closes by code ("close 4029") and messages dropped on a full queue
+/// ("queue drops"); `None` when they cannot be read.
+pub async fn roomcast_counters(ws_url: &str) -> Option<Vec<(String, u64)>> {
+    let host = ws_url.strip_prefix("ws://")?.split(['/', '?']).next()?;
+    let text = reqwest::get(format!("http://{host}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter_map(|line| {
+                let (name, value) =
+                    if let Some(drops) = line.strip_prefix("roomcast_queue_drops_total ") {
+                        ("queue drops".to_owned(), drops)
+                    } else {
+                        let rest = line.strip_prefix("roomcast_closes_total{code=\"")?;
+                        let (code, value) = rest.split_once("\"} ")?;
+                        (format!("close {code}"), value)
+                    };
+                Some((name, value.trim().parse::<f64>().ok()? as u64))
+            })
+            .collect(),
+    )
+}
+
+/// What the counters in `after` gained over `before`, as "close 4029 ×1" items.
+pub fn counted_between(before: &[(String, u64)], after: &[(String, u64)]) -> Vec<String> {
+    after
+        .iter()
+        .filter_map(|(code, n)| {
+            let was = before
+                .iter()
+                .find(|(c, _)| c == code)
+                .map_or(0, |(_, b)| *b);
+            (*n > was).then(|| format!("{code} ×{}", n - was))
+        })
+        .collect()
+}
+
 /// What the stalled subscribers' sockets held.
 #[derive(Debug, Default)]
 pub struct StalledReport {
@@ -50,12 +94,25 @@ pub struct StalledReport {
     /// Data frames read from them at the end (what the server had kept for them).
     pub data_frames: u64,
     pub bytes: u64,
+    /// What the server itself counted during the run (Roomcast only): closes by code,
+    /// queue drops.
+    pub server_counted: Option<Vec<String>>,
 }
 
 impl StalledReport {
     pub fn describe(&self) -> String {
+        let server = self.server_counted.as_ref().map_or_else(String::new, |c| {
+            format!(
+                "; the server counted: {}",
+                if c.is_empty() {
+                    "none".to_owned()
+                } else {
+                    c.join(", ")
+                }
+            )
+        });
         format!(
-            "stalled subscribers: {}; read afterwards: {} payloads, {} bytes",
+            "stalled subscribers: {}; read afterwards: {} payloads, {} bytes{server}",
             summarize(&self.endings),
             self.data_frames,
             self.bytes
@@ -68,6 +125,7 @@ impl StalledReport {
             "summary": summarize(&self.endings),
             "data_frames_read_after": self.data_frames,
             "bytes_read_after": self.bytes,
+            "server_counted": self.server_counted,
         })
     }
 }

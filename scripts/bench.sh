@@ -354,6 +354,7 @@ KINDS = {
     "slow-consumer": ([("others' deliveries/s", "deliveries_per_s", "med", 0)] + LAT[::2] +
                       [("lost (worst)", "lost", "max", 0), ("stalled ones", "stalled_report.summary", "tally", 0),
                        ("read from them after", "stalled_report.data_frames_read_after", "med", 0),
+                       ("the server's own count", "stalled_report.server_counted", "tally", 0),
                        ("server RSS growth KiB", "server_rss_growth_kib", "med", 0)] + CPU),
     "idle": [("connections/s", "connections_per_s", "med", 0), ("bytes/connection", "rss_bytes_per_connection", "med", 0),
              ("connect+join p99 ms", "connect_latency.p99_ms", "med", 1),
@@ -444,7 +445,8 @@ for bench in order:
                 nums = [v for v in values if isinstance(v, (int, float))]
                 cells.append(num(max(nums), digits) if nums else "–")
             else:
-                cells.append(tally([str(v) for v in values if v is not None]))
+                cells.append(tally([", ".join(v) or "none" if isinstance(v, list) else str(v)
+                                    for v in values if v is not None]))
         bottleneck = tally([get(r, "bottleneck.kind") or "?" for r in ok])
         name = side if len(ok) == len(reps) else f"{side} ({len(reps) - len(ok)} of {len(reps)} failed)"
         w(f"| {name} | " + " | ".join(cells) + f" | {bottleneck} |")

@@ -14,7 +14,8 @@
 use std::collections::HashMap;
 
 use roomcast_protocol::MessageId;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{json, millis, store_error};
@@ -70,8 +71,29 @@ impl ChatWriter {
 
 async fn write_loop(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The writer keeps its connection between batches: the pool pings a connection on
+    // every acquire and every release (a hop to the connection's thread each), which
+    // would double what a lone chat costs. Not when the pool has one connection (an
+    // in-memory database), which everyone else needs too.
+    let keep = pool.options().get_max_connections() > 1;
+    let mut own: Option<PoolConnection<Sqlite>> = None;
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&pool, &batch).await {
+        let conn = match own.take() {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await.map_err(store_error),
+        };
+        let stored = match conn {
+            Ok(mut conn) => {
+                let stored = commit(&mut conn, &batch).await;
+                // A connection that failed may be broken: the next batch takes another.
+                if keep && stored.is_ok() {
+                    own = Some(conn);
+                }
+                stored
+            }
+            Err(err) => Err(err),
+        };
+        match stored {
             Ok(ids) => {
                 for (job, id) in batch.drain(..).zip(ids) {
                     let _ = job.answer.send(Ok(job.chat.stored(id)));
@@ -90,13 +112,13 @@ async fn write_loop(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
 }
 
 /// Stores `batch` in one transaction; returns each chat's id, in batch order.
-async fn commit(pool: &SqlitePool, batch: &[Job]) -> Result<Vec<MessageId>, ServerError> {
+async fn commit(conn: &mut SqliteConnection, batch: &[Job]) -> Result<Vec<MessageId>, ServerError> {
     // How many chats each room has in the batch, to bump its counter once.
     let mut per_room: HashMap<&str, i64> = HashMap::new();
     for job in batch {
         *per_room.entry(job.chat.room.as_str()).or_default() += 1;
     }
-    let mut tx = pool
+    let mut tx = conn
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(store_error)?;

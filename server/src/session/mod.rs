@@ -1,6 +1,7 @@
 //! One WebSocket connection: a reader loop (this task) and a writer task fed by the
-//! connection's bounded queue. The reader decodes each frame into a typed message at the
-//! edge and dispatches it; timers (auth timeout, heartbeat, token expiry) and the server's
+//! connection's bounded queue, over a socket that coalesces the writer's frames
+//! ([`Corked`]). The reader decodes each frame into a typed message at the edge and
+//! dispatches it; timers (auth timeout, heartbeat, token expiry) and the server's
 //! shutdown are branches of the same `select!`. When either side ends, the other is told
 //! to stop and the hub forgets the connection.
 
@@ -24,8 +25,11 @@ use crate::context::Context;
 use crate::handler::{Handler, HandlerContext};
 use crate::hub::{ConnHandle, ConnectionPermit, Hub, Registration};
 
+mod cork;
 mod dispatch;
 mod writer;
+
+pub(crate) use self::cork::Corked;
 
 use self::writer::write_loop;
 

@@ -42,8 +42,11 @@ pub struct Metrics {
     pub errors: Family<CodeLabel, Counter<u64, AtomicU64>>,
     /// Connections closed by the server, by close code.
     pub closes: Family<CodeLabel, Counter<u64, AtomicU64>>,
-    /// Messages dropped because a connection's send queue was full.
+    /// Messages dropped because they did not fit in a connection's send queue (the
+    /// one that overflowed it, and any after it while that connection closes).
     pub queue_drops: Counter<u64, AtomicU64>,
+    /// Connections closed with 4029 because their send queue overflowed.
+    pub slow_consumer_closes: Counter<u64, AtomicU64>,
     /// Upgrades refused (total limit, bad token), by HTTP status.
     pub refused: Family<CodeLabel, Counter<u64, AtomicU64>>,
     /// Room chats read back from the store because the bus lost or delayed them.
@@ -86,6 +89,7 @@ impl Metrics {
             errors: Family::default(),
             closes: Family::default(),
             queue_drops: Counter::default(),
+            slow_consumer_closes: Counter::default(),
             refused: Family::default(),
             gap_repairs: Counter::default(),
             broker: BrokerGauges::default(),
@@ -135,6 +139,11 @@ impl Metrics {
             "queue_drops",
             "Messages dropped on a full send queue",
             m.queue_drops.clone(),
+        );
+        registry.register(
+            "slow_consumer_closes",
+            "Connections closed with 4029 because their send queue overflowed",
+            m.slow_consumer_closes.clone(),
         );
         registry.register(
             "upgrades_refused",

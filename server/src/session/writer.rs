@@ -1,7 +1,7 @@
-//! The writer half of a connection: takes frames from the connection's bounded queue,
-//! several at a time, and writes them, flushing as soon as nothing more waits; on a close
-//! signal it writes what was queued before it (the `error` that explains the close), then
-//! the close frame.
+//! The writer half of a connection: takes frames from the connection's queue
+//! ([`crate::hub::ConnHandle::outbox`]), several at a time, and writes them, flushing as
+//! soon as nothing more waits; on a close signal it writes what was queued before it (the
+//! `error` that explains the close), then the close frame.
 //!
 //! Writes are coalesced below, in [`super::Corked`]: a backlog of k small frames goes out
 //! in about k × size / 16 KiB `write(2)`s, a lone frame in one, at once. A frame larger
@@ -15,7 +15,8 @@ use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use roomcast_protocol::CloseCode;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{
     CloseCode as WsCloseCode, Data, OpCode,
@@ -31,33 +32,48 @@ const WRITE_BATCH: usize = 64;
 /// The largest frame written whole; a larger message goes out in fragments of this size.
 const FRAGMENT: usize = 4 * 1024;
 
-/// Writes queued frames, several at a time, until the queue closes or a close is asked.
+type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
+
+/// Writes queued frames until a close is asked (or the reader is done).
 pub(super) async fn write_loop<S>(
     hub: Hub,
     conn: Arc<ConnHandle>,
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut outbox: mpsc::Receiver<Utf8Bytes>,
+    mut sink: Sink<S>,
     mut close_rx: oneshot::Receiver<Option<CloseCode>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let outbox = conn.outbox();
+    // However the writer ends (aborted included), its queue takes nothing more and what
+    // waits in it is dropped.
+    let _closed = CloseOnDrop(&conn);
     let mut batch = Vec::new();
     let code = loop {
-        tokio::select! {
-            biased;
-            signal = &mut close_rx => break signal.ok().flatten(),
-            n = outbox.recv_many(&mut batch, WRITE_BATCH) => {
-                if n == 0 {
-                    break None;
-                }
-                if write_batch(&hub, &conn, &mut sink, &mut batch).await.is_err() {
-                    return;
-                }
-                // Flush once nothing more waits: what came meanwhile joins this write.
-                if outbox.is_empty() && sink.flush().await.is_err() {
-                    return;
-                }
+        match close_rx.try_recv() {
+            Ok(signal) => break signal,
+            Err(TryRecvError::Closed) => break None,
+            Err(TryRecvError::Empty) => {}
+        }
+        let cost = outbox.take(&mut batch, WRITE_BATCH);
+        if batch.is_empty() {
+            // Idle: the batch's slots go back, as the queue's did.
+            batch = Vec::new();
+            tokio::select! {
+                biased;
+                signal = &mut close_rx => break signal.ok().flatten(),
+                () = outbox.ready() => continue,
             }
+        }
+        if write_batch(&hub, &conn, &mut sink, &mut batch)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        outbox.written(cost);
+        // Flush once nothing more waits: what came meanwhile joins this write.
+        if outbox.is_empty() && sink.flush().await.is_err() {
+            return;
         }
     };
     let closing = async {
@@ -68,10 +84,9 @@ pub(super) async fn write_loop<S>(
         };
         hub.metrics().close(code.code());
         // Whatever was queued before the close (an `error` explaining it) goes out first.
-        while let Ok(frame) = outbox.try_recv() {
-            batch.push(frame);
-        }
+        let cost = outbox.take(&mut batch, usize::MAX);
         write_batch(&hub, &conn, &mut sink, &mut batch).await?;
+        outbox.written(cost);
         let frame = CloseFrame {
             code: WsCloseCode::from(code.code()),
             reason: code.reason().into(),
@@ -81,11 +96,20 @@ pub(super) async fn write_loop<S>(
     let _ = tokio::time::timeout(CLOSE_GRACE, closing).await;
 }
 
+/// Closes the connection's queue when dropped.
+struct CloseOnDrop<'a>(&'a ConnHandle);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.outbox().close();
+    }
+}
+
 /// Feeds the batch's frames to the socket, without flushing.
 async fn write_batch<S>(
     hub: &Hub,
     conn: &ConnHandle,
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    sink: &mut Sink<S>,
     batch: &mut Vec<Utf8Bytes>,
 ) -> Result<(), WsError>
 where
@@ -107,10 +131,7 @@ where
 /// copies each frame into its write buffer, which keeps its largest size; fragments keep
 /// that at [`FRAGMENT`] after a large message (a fragment may end inside a character:
 /// the receiver checks UTF-8 on the whole message).
-async fn feed<S>(
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    text: Utf8Bytes,
-) -> Result<(), WsError>
+async fn feed<S>(sink: &mut Sink<S>, text: Utf8Bytes) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::floor::{Floor, Offer, Taken};
-use super::outbox::{Outbox, SendError};
+use super::outbox::{Outbox, SendError, TopicUpdate};
 use crate::model::ConnectionInfo;
 
 /// Mutable per-connection state shared with the hub and the HTTP API.
@@ -101,6 +101,13 @@ impl ConnHandle {
     /// reading: it is closed with 4029 rather than slowing down the sender.
     pub(crate) fn send(&self, frame: &Utf8Bytes) -> Result<(), SendError> {
         self.closing_on_overflow(self.outbox.push(frame.clone()))
+    }
+
+    /// Queues a topic frame, or merges it into the one of the same topic still waiting
+    /// (see [`Outbox::push_topic`]); returns how many waiting items it replaced. Closes
+    /// with 4029 as [`Self::send`] does.
+    pub(crate) fn send_topic(&self, update: TopicUpdate<'_>) -> Result<usize, SendError> {
+        self.closing_on_overflow(self.outbox.push_topic(update))
     }
 
     fn closing_on_overflow<T>(&self, sent: Result<T, SendError>) -> Result<T, SendError> {

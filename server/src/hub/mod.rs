@@ -51,6 +51,7 @@ use self::batch::Batches;
 pub use self::conn::ConnHandle;
 use self::local::Local;
 pub use self::messaging::{Notified, notification_message};
+pub(crate) use self::outbox::Entry;
 use self::presence::LocalPresence;
 pub use self::registry::ConnectionPermit;
 pub(crate) use self::registry::Registration;

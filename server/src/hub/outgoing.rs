@@ -1,6 +1,6 @@
 //! [`Outgoing`]: one frame on its way to this node's connections, and the one place a
-//! frame enters a connection's queue ([`send_outgoing`]), where a frame that did not fit
-//! is counted.
+//! frame enters a connection's queue ([`send_outgoing`], [`send_topic`]), where a frame
+//! that did not fit is counted.
 
 use std::cell::OnceCell;
 
@@ -10,13 +10,22 @@ use tracing::warn;
 
 use super::conn::ConnHandle;
 use super::frame;
-use super::outbox::SendError;
+use super::outbox::{SendError, TopicUpdate};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 
 /// Queues `outgoing` for `conn`, counting a frame that did not fit as a drop.
 pub(crate) fn send_outgoing(metrics: &Metrics, conn: &ConnHandle, outgoing: &Outgoing) -> bool {
     counted(metrics, conn, conn.send(outgoing.for_conn(conn))).is_some()
+}
+
+/// Queues a topic frame for `conn` (or merges it into the one still waiting there),
+/// counting the waiting items it replaced and, as [`send_outgoing`], a drop.
+pub(crate) fn send_topic(metrics: &Metrics, conn: &ConnHandle, update: TopicUpdate<'_>) -> bool {
+    counted(metrics, conn, conn.send_topic(update)).is_some_and(|superseded| {
+        metrics.topic_items_superseded.inc_by(superseded as u64);
+        true
+    })
 }
 
 /// What a refused frame means for the counters: a drop, and the first one of a

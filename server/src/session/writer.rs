@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::CLOSE_GRACE;
-use crate::hub::{ConnHandle, Hub};
+use crate::hub::{ConnHandle, Entry, Hub};
 
 /// Frames the writer takes from its queue at a time.
 const WRITE_BATCH: usize = 64;
@@ -110,14 +110,16 @@ async fn write_batch<S>(
     hub: &Hub,
     conn: &ConnHandle,
     sink: &mut Sink<S>,
-    batch: &mut Vec<Utf8Bytes>,
+    batch: &mut Vec<Entry>,
 ) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let metrics = hub.metrics();
+    let threshold = hub.config().features.compression_threshold;
     let count = batch.len() as u64;
-    for frame in batch.drain(..) {
+    for entry in batch.drain(..) {
+        let frame = entry.into_frame(conn, threshold);
         metrics.bytes_out.inc_by(frame.len() as u64);
         feed(sink, frame).await?;
     }

@@ -42,8 +42,14 @@ pub struct Metrics {
     pub errors: Family<CodeLabel, Counter<u64, AtomicU64>>,
     /// Connections closed by the server, by close code.
     pub closes: Family<CodeLabel, Counter<u64, AtomicU64>>,
-    /// Messages dropped because a connection's send queue was full.
+    /// Messages dropped because they did not fit in a connection's send queue (the
+    /// one that overflowed it, and any after it while that connection closes).
     pub queue_drops: Counter<u64, AtomicU64>,
+    /// Connections closed with 4029 because their send queue overflowed.
+    pub slow_consumer_closes: Counter<u64, AtomicU64>,
+    /// Topic items never written because a newer one of the same key replaced them in a
+    /// connection's queue.
+    pub topic_items_superseded: Counter<u64, AtomicU64>,
     /// Upgrades refused (total limit, bad token), by HTTP status.
     pub refused: Family<CodeLabel, Counter<u64, AtomicU64>>,
     /// Room chats read back from the store because the bus lost or delayed them.
@@ -86,6 +92,8 @@ impl Metrics {
             errors: Family::default(),
             closes: Family::default(),
             queue_drops: Counter::default(),
+            slow_consumer_closes: Counter::default(),
+            topic_items_superseded: Counter::default(),
             refused: Family::default(),
             gap_repairs: Counter::default(),
             broker: BrokerGauges::default(),
@@ -135,6 +143,16 @@ impl Metrics {
             "queue_drops",
             "Messages dropped on a full send queue",
             m.queue_drops.clone(),
+        );
+        registry.register(
+            "slow_consumer_closes",
+            "Connections closed with 4029 because their send queue overflowed",
+            m.slow_consumer_closes.clone(),
+        );
+        registry.register(
+            "topic_items_superseded",
+            "Topic items replaced by a newer one of the same key before they were written",
+            m.topic_items_superseded.clone(),
         );
         registry.register(
             "upgrades_refused",

@@ -258,6 +258,10 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Messages dropped on full queues.
     pub queue_drops: u64,
+    /// Connections closed with 4029 because their send queue overflowed (absent from a
+    /// node that does not count them yet: 0).
+    #[serde(default)]
+    pub slow_consumer_closes: u64,
     /// Time since start.
     pub uptime_ms: u64,
 }

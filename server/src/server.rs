@@ -39,6 +39,8 @@ use crate::{ServerError, api, session};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The per-connection read buffer.
 const READ_BUFFER: usize = 4 * 1024;
+/// The cap on tungstenite's write buffer (see [`ws_config`]).
+const MAX_WRITE_BUFFER: usize = 64 * 1024;
 
 /// Runs the server on `listener` until `shutdown` resolves, with the in-process broker
 /// and the store the configuration names (opened and migrated first). On shutdown every
@@ -248,9 +250,8 @@ fn upgrade(
                 return;
             }
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let socket = session::Corked::new(TokioIo::new(upgraded));
+        let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         // The connection gets a task of its own: this one (holding the request and the
         // handshake's state) ends, so an idle connection carries only what it needs.
         tracker.spawn(session::start(&ctx, ws, remote, compress, identity, permit));
@@ -265,11 +266,17 @@ fn upgrade(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// The WebSocket settings: a small read buffer, frames up to the configured limit.
+/// The WebSocket settings: a small read buffer, frames up to the configured limit, and
+/// every frame written at once to the socket below, which coalesces them
+/// ([`session::Corked`]): tungstenite's own write buffer would keep the size of the
+/// largest burst for good. It holds one frame at a time then (at most a fragment of
+/// 4 KiB, plus a control frame), and is capped (a finite cap above the threshold, as
+/// tungstenite requires) so that a client piling up pings cannot grow it.
 pub fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))
 }

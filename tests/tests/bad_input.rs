@@ -440,7 +440,7 @@ async fn queue_drops(server: &TestServer) -> u64 {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
     let server = TestServer::with(Settings {
-        send_queue: Some(4),
+        send_queue_bytes: Some(4 * 64 * 1024),
         ..Settings::default()
     })
     .await;

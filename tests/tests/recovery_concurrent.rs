@@ -221,7 +221,7 @@ async fn a_member_coming_and_going_during_heavy_publishing_sees_every_chat_exact
     let server = TestServer::with(Settings {
         rate_limit_per_sec: Some(100_000),
         rate_limit_burst: Some(100_000),
-        send_queue: Some(8192),
+        send_queue_bytes: Some(8 << 20),
         ..Settings::default()
     })
     .await;

@@ -105,8 +105,10 @@ layout::settings! {
         presence_limit: usize, "ROOMCAST_PRESENCE_LIMIT" => presence_limit: usize = positive(1000);
         /// Users a joiner's user_list carries at most; `members` pages the rest [default: 100]
         user_list_limit: usize, "ROOMCAST_USER_LIST_LIMIT" => user_list_limit: usize = positive(100);
-        /// Messages queued per connection before it is closed with 4029 [default: 1024]
-        send_queue: usize, "ROOMCAST_SEND_QUEUE" => send_queue: usize = positive(1024);
+        /// Bytes a connection may have waiting to be written; a frame past them closes it
+        /// with 4029, but a frame alone always fits [default: 1048576]
+        send_queue_bytes: usize, "ROOMCAST_SEND_QUEUE_BYTES"
+            => send_queue_bytes: usize = positive(1024 * 1024);
         /// Most messages a `join` with `since` replays (default 1000); past it the newest are
         /// replayed and `recovered` is false.
         replay_limit: u32, "ROOMCAST_REPLAY_LIMIT" => replay_limit: u32 = positive(1000);

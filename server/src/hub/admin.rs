@@ -218,6 +218,7 @@ impl Hub {
             bytes_in: Metrics::read(&m.bytes_in),
             bytes_out: Metrics::read(&m.bytes_out),
             queue_drops: Metrics::read(&m.queue_drops),
+            slow_consumer_closes: Metrics::read(&m.slow_consumer_closes),
             uptime_ms: u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
     }
@@ -279,7 +280,7 @@ impl Hub {
 
 impl Stats {
     /// The cluster's counters from its nodes' shares: connections, authenticated
-    /// connections, frames, bytes and drops are summed; users and rooms are the distinct
+    /// connections, frames, bytes, drops and slow-consumer closes are summed; users and rooms are the distinct
     /// names across nodes (a user or a room on two nodes is one); the uptime is the
     /// asking node's.
     pub(crate) fn sum(shares: &[NodeStats], uptime_ms: u64) -> Self {
@@ -298,6 +299,7 @@ impl Stats {
             total.bytes_in += s.bytes_in;
             total.bytes_out += s.bytes_out;
             total.queue_drops += s.queue_drops;
+            total.slow_consumer_closes += s.slow_consumer_closes;
             users.extend(&share.users);
             rooms.extend(&share.rooms);
         }

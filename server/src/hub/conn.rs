@@ -1,6 +1,6 @@
 //! [`ConnHandle`]: the hub's view of one connection. The connection task owns the socket;
-//! everyone else reaches it through this handle: a bounded send queue and a one-shot
-//! close signal.
+//! everyone else reaches it through this handle: a send queue bounded in bytes
+//! ([`Outbox`]) and a one-shot close signal.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use roomcast_protocol::{ClientId, CloseCode, RoomName, Timestamp, User};
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::floor::{Floor, Offer, Taken};
+use super::outbox::{Outbox, SendError, TopicUpdate};
 use crate::model::ConnectionInfo;
 
 /// Mutable per-connection state shared with the hub and the HTTP API.
@@ -40,7 +41,7 @@ pub struct ConnHandle {
     pub(crate) remote: SocketAddr,
     pub(crate) connected_at: Timestamp,
     pub(crate) compress: bool,
-    tx: mpsc::Sender<Utf8Bytes>,
+    outbox: Outbox,
     close_tx: Mutex<Option<oneshot::Sender<Option<CloseCode>>>>,
     /// Wakes the reader when someone else closes the connection, so a writer stuck on a
     /// client that stopped reading does not keep the connection registered.
@@ -64,22 +65,13 @@ pub(crate) enum Handed {
     No,
 }
 
-/// Why a frame was not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SendError {
-    /// The queue was full: the connection is being closed with 4029.
-    Full,
-    /// The connection is gone.
-    Closed,
-}
-
 impl ConnHandle {
     pub(crate) fn new(
         id: ClientId,
         remote: SocketAddr,
         compress: bool,
         connected_at: Timestamp,
-        tx: mpsc::Sender<Utf8Bytes>,
+        send_queue_bytes: usize,
         close_tx: oneshot::Sender<Option<CloseCode>>,
     ) -> Self {
         Self {
@@ -87,7 +79,7 @@ impl ConnHandle {
             remote,
             connected_at,
             compress,
-            tx,
+            outbox: Outbox::new(send_queue_bytes),
             close_tx: Mutex::new(Some(close_tx)),
             closing: Notify::new(),
             state: Mutex::new(ConnState {
@@ -105,17 +97,29 @@ impl ConnHandle {
         &self.id
     }
 
-    /// Queues a frame without waiting. A full queue means the client is not reading:
-    /// it is closed with 4029 rather than slowing down the sender.
+    /// Queues a frame without waiting. A frame that does not fit means the client is not
+    /// reading: it is closed with 4029 rather than slowing down the sender.
     pub(crate) fn send(&self, frame: &Utf8Bytes) -> Result<(), SendError> {
-        match self.tx.try_send(frame.clone()) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseCode::SlowConsumer);
-                Err(SendError::Full)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        self.closing_on_overflow(self.outbox.push(frame.clone()))
+    }
+
+    /// Queues a topic frame, or merges it into the one of the same topic still waiting
+    /// (see [`Outbox::push_topic`]); returns how many waiting items it replaced. Closes
+    /// with 4029 as [`Self::send`] does.
+    pub(crate) fn send_topic(&self, update: TopicUpdate<'_>) -> Result<usize, SendError> {
+        self.closing_on_overflow(self.outbox.push_topic(update))
+    }
+
+    fn closing_on_overflow<T>(&self, sent: Result<T, SendError>) -> Result<T, SendError> {
+        if matches!(sent, Err(SendError::Overflow)) {
+            self.close(CloseCode::SlowConsumer);
         }
+        sent
+    }
+
+    /// The send queue, which the connection's writer drains.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Asks the connection task to close with `code`; later calls are no-ops.

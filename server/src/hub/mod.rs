@@ -8,8 +8,8 @@
 //! lives in sharded maps (`DashMap`) plus one lock per room and per connection, so there
 //! is no global lock: a broadcast to one room takes that room's read lock and nothing
 //! else. Locks are std locks held only for in-memory work and never across an `.await`;
-//! fan-out uses `try_send` into each connection's bounded queue, so a slow client costs
-//! its senders nothing (it is closed with 4029 when its queue overflows). We chose shared
+//! fan-out queues into each connection's queue without waiting, bounded in bytes, so a
+//! slow client costs its senders nothing (it is closed with 4029 when its queue overflows). We chose shared
 //! state over an actor because an actor would serialize every broadcast through one task,
 //! which is the global lock we want to avoid. Lock order: a user's admission lock, a
 //! user's presence turn in a room, a map shard, a room's cursor, a room's members, a
@@ -25,6 +25,7 @@ mod floor;
 mod local;
 mod membership;
 mod messaging;
+mod outbox;
 mod outgoing;
 mod pending;
 mod presence;
@@ -50,6 +51,7 @@ use self::batch::Batches;
 pub use self::conn::ConnHandle;
 use self::local::Local;
 pub use self::messaging::{Notified, notification_message};
+pub(crate) use self::outbox::Entry;
 use self::presence::LocalPresence;
 pub use self::registry::ConnectionPermit;
 pub(crate) use self::registry::Registration;
@@ -133,7 +135,7 @@ impl Hub {
         let metrics = Arc::new(Metrics::new());
         let registry = Arc::new(Registry::new(
             config.limits.max_connections,
-            config.limits.send_queue,
+            config.limits.send_queue_bytes,
         ));
         let rooms = Arc::new(Rooms::new(metrics.clone()));
         let topics = Arc::new(Topics::default());

@@ -1,5 +1,6 @@
 //! [`Outgoing`]: one frame on its way to this node's connections, and the one place a
-//! frame enters a connection's queue ([`send_outgoing`]), where a full queue is counted.
+//! frame enters a connection's queue ([`send_outgoing`], [`send_topic`]), where a frame
+//! that did not fit is counted.
 
 use std::cell::OnceCell;
 
@@ -7,21 +8,42 @@ use roomcast_protocol::ServerMessage;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
-use super::conn::{ConnHandle, SendError};
+use super::conn::ConnHandle;
 use super::frame;
+use super::outbox::{SendError, TopicUpdate};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 
-/// Queues `outgoing` for `conn`, counting a full queue as a drop.
+/// Queues `outgoing` for `conn`, counting a frame that did not fit as a drop.
 pub(crate) fn send_outgoing(metrics: &Metrics, conn: &ConnHandle, outgoing: &Outgoing) -> bool {
-    match conn.send(outgoing.for_conn(conn)) {
-        Ok(()) => true,
+    counted(metrics, conn, conn.send(outgoing.for_conn(conn))).is_some()
+}
+
+/// Queues a topic frame for `conn` (or merges it into the one still waiting there),
+/// counting the waiting items it replaced and, as [`send_outgoing`], a drop.
+pub(crate) fn send_topic(metrics: &Metrics, conn: &ConnHandle, update: TopicUpdate<'_>) -> bool {
+    counted(metrics, conn, conn.send_topic(update)).is_some_and(|superseded| {
+        metrics.topic_items_superseded.inc_by(superseded as u64);
+        true
+    })
+}
+
+/// What a refused frame means for the counters: a drop, and the first one of a
+/// connection a slow-consumer close.
+fn counted<T>(metrics: &Metrics, conn: &ConnHandle, sent: Result<T, SendError>) -> Option<T> {
+    match sent {
+        Ok(sent) => Some(sent),
+        Err(SendError::Overflow) => {
+            metrics.queue_drops.inc();
+            metrics.slow_consumer_closes.inc();
+            warn!(client = %conn.id, "send queue full, closing as slow consumer");
+            None
+        }
         Err(SendError::Full) => {
             metrics.queue_drops.inc();
-            warn!(client = %conn.id, "send queue full, closing as slow consumer");
-            false
+            None
         }
-        Err(SendError::Closed) => false,
+        Err(SendError::Closed) => None,
     }
 }
 
@@ -61,14 +83,13 @@ impl Outgoing {
 mod tests {
     use std::net::SocketAddr;
 
-    use tokio::sync::{mpsc, oneshot};
+    use tokio::sync::oneshot;
 
     use roomcast_protocol::ClientId;
 
     use super::*;
 
     fn conn(compress: bool) -> ConnHandle {
-        let (tx, _rx) = mpsc::channel(4);
         let (close_tx, _close_rx) = oneshot::channel();
         let id = ClientId::new(uuid::Uuid::new_v4().simple().to_string()).unwrap();
         ConnHandle::new(
@@ -76,7 +97,7 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 1)),
             compress,
             0,
-            tx,
+            1 << 20,
             close_tx,
         )
     }

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use roomcast_protocol::{ClientId, CloseCode, UserId};
-use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio::sync::oneshot;
 
 use super::conn::ConnHandle;
 use crate::clock::now_ms;
@@ -19,7 +18,6 @@ use crate::clock::now_ms;
 #[derive(Debug)]
 pub(crate) struct Registration {
     pub handle: Arc<ConnHandle>,
-    pub outbox: mpsc::Receiver<Utf8Bytes>,
     pub close_rx: oneshot::Receiver<Option<CloseCode>>,
 }
 
@@ -43,17 +41,18 @@ pub(crate) struct Registry {
     /// Connections open or being upgraded, for the total limit.
     open: AtomicUsize,
     max_connections: usize,
-    send_queue: usize,
+    /// Each connection's send queue bound, in bytes.
+    send_queue_bytes: usize,
 }
 
 impl Registry {
-    pub(crate) fn new(max_connections: usize, send_queue: usize) -> Self {
+    pub(crate) fn new(max_connections: usize, send_queue_bytes: usize) -> Self {
         Self {
             conns: DashMap::new(),
             users: DashMap::new(),
             open: AtomicUsize::new(0),
             max_connections,
-            send_queue,
+            send_queue_bytes,
         }
     }
 
@@ -74,22 +73,17 @@ impl Registry {
     pub(crate) fn register(&self, remote: SocketAddr, compress: bool) -> Registration {
         let id = ClientId::new(uuid::Uuid::new_v4().simple().to_string())
             .unwrap_or_else(|e| unreachable!("uuids are valid client ids: {e}"));
-        let (tx, outbox) = mpsc::channel(self.send_queue);
         let (close_tx, close_rx) = oneshot::channel();
         let handle = Arc::new(ConnHandle::new(
             id.clone(),
             remote,
             compress,
             now_ms(),
-            tx,
+            self.send_queue_bytes,
             close_tx,
         ));
         self.conns.insert(id, handle.clone());
-        Registration {
-            handle,
-            outbox,
-            close_rx,
-        }
+        Registration { handle, close_rx }
     }
 
     /// Adds an authenticated connection to its user's list. `announce` runs while the

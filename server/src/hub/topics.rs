@@ -1,7 +1,9 @@
 //! Filtered topics (CONTRACT §5): each user subscribes to a topic with a set of item keys,
 //! stored per user and loaded into memory while the user has a connection. Publishing
 //! parses the items once; each subscriber then gets the items whose keys it chose, as
-//! raw JSON spliced into one frame, and subscribers with the same selection share it.
+//! raw JSON spliced into one frame, and subscribers with the same selection share it. A
+//! subscriber that has fallen behind gets, per key, the newest item (its queue merges a
+//! topic's frames while they wait, see [`super::outbox`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +16,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
 use super::Hub;
-use super::outgoing::{Outgoing, send_outgoing};
+use super::outbox::TopicUpdate;
+use super::outgoing::{Outgoing, send_topic};
 use super::registry::Registry;
 use crate::ServerError;
 use crate::broker::{Delivery, Frame, Reach, Target, TopicItems};
@@ -126,7 +129,10 @@ impl Topics {
     }
 
     /// Delivers a topic publish to this node's subscribers: each gets the items its keys
-    /// select, as one frame shared by every subscriber with the same selection.
+    /// select, as one frame shared by every subscriber with the same selection. A
+    /// subscriber whose frame of the topic still waits in its queue gets this one merged
+    /// into it instead (see [`super::outbox`]), which is why the queue is handed the items
+    /// and the selection along with the frame.
     pub(crate) fn deliver(
         &self,
         items: &TopicItems,
@@ -135,7 +141,10 @@ impl Topics {
         metrics: &Metrics,
         threshold: usize,
     ) -> Reach {
-        let mut frames: HashMap<Vec<usize>, Outgoing> = HashMap::new();
+        let mut frames: HashMap<Vec<usize>, (Outgoing, Arc<[usize]>)> = HashMap::new();
+        // Shared by every queue that keeps an item of it: copied once, and only when
+        // someone subscribes.
+        let mut published: Option<Arc<TopicItems>> = None;
         let mut reach = Reach::default();
         for user in self.subscribers(&items.topic) {
             let Some(wanted) = self
@@ -155,15 +164,25 @@ impl Topics {
             if selection.is_empty() {
                 continue;
             }
-            let outgoing = frames.entry(selection).or_insert_with_key(|selection| {
+            let (outgoing, selection) = frames.entry(selection).or_insert_with_key(|selection| {
                 let selected = selection.iter().map(|i| items.items[*i].1.as_str());
                 let text = topic_frame(&items.kind, &items.topic, selected, items.timestamp);
-                Outgoing::new(Utf8Bytes::from(text), threshold)
+                let outgoing = Outgoing::new(Utf8Bytes::from(text), threshold);
+                (outgoing, Arc::from(selection.as_slice()))
             });
+            let published = published.get_or_insert_with(|| Arc::new(items.clone()));
             reach.users += 1;
             reach.user_ids.push(user.clone());
             registry.for_each_of_user(&user, |conn| {
-                if Some(&conn.id) != except && send_outgoing(metrics, conn, outgoing) {
+                if Some(&conn.id) == except {
+                    return;
+                }
+                let update = TopicUpdate {
+                    items: published,
+                    selection,
+                    frame: outgoing.for_conn(conn),
+                };
+                if send_topic(metrics, conn, update) {
                     reach.connections += 1;
                 }
             });

@@ -1,5 +1,6 @@
 //! One WebSocket connection: a reader loop (this task) and a writer task fed by the
-//! connection's bounded queue. The reader decodes each frame into a typed message at the
+//! connection's queue (bounded in bytes), over a socket that coalesces the writer's
+//! frames ([`Corked`]). The reader decodes each frame into a typed message at the
 //! edge and dispatches it; timers (auth timeout, heartbeat, token expiry) and the server's
 //! shutdown are branches of the same `select!`. When either side ends, the other is told
 //! to stop and the hub forgets the connection.
@@ -24,8 +25,11 @@ use crate::context::Context;
 use crate::handler::{Handler, HandlerContext};
 use crate::hub::{ConnHandle, ConnectionPermit, Hub, Registration};
 
+mod cork;
 mod dispatch;
 mod writer;
+
+pub(crate) use self::cork::Corked;
 
 use self::writer::write_loop;
 
@@ -52,20 +56,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let hub = &ctx.hub;
-    let Registration {
-        handle,
-        outbox,
-        close_rx,
-    } = hub.register(remote, compress);
+    let Registration { handle, close_rx } = hub.register(remote, compress);
     debug!(client = %handle.id(), %remote, "connected");
     let (sink, stream) = ws.split();
-    let writer = tokio::spawn(write_loop(
-        hub.clone(),
-        handle.clone(),
-        sink,
-        outbox,
-        close_rx,
-    ));
+    let writer = tokio::spawn(write_loop(hub.clone(), handle.clone(), sink, close_rx));
     let session = Session::new(ctx.clone(), handle);
     session.run(stream, writer, identity.map(Box::new), permit)
 }

@@ -55,13 +55,15 @@ pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
     fn left(&self, room: &RoomName, user: &User) -> PresenceFuture<'_, bool>;
 
     /// Who is in `room` on the other nodes: at most `limit` users whose id sorts after
-    /// `after`, by id, and how many users the other nodes have that this node does not;
-    /// `None` for a single node, whose room lists its own members.
+    /// `after`, by id, and how many users the other nodes have that this node does not
+    /// (`here`, the joiner, counts as this node's already); `None` for a single node,
+    /// whose room lists its own members.
     fn members(
         &self,
         room: &RoomName,
         after: Option<&UserId>,
         limit: usize,
+        here: Option<&UserId>,
     ) -> PresenceFuture<'_, Option<RemoteMembers>>;
 }
 

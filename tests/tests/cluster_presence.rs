@@ -136,6 +136,7 @@ async fn capped_user_list_and_members_pages_merge_every_nodes_users_by_id() {
         }
     );
     let mut kept = Vec::new();
+    let mut distinct = std::collections::BTreeSet::new();
     for (node, user) in [
         (0, "gus"),
         (1, "fay"),
@@ -143,22 +144,35 @@ async fn capped_user_list_and_members_pages_merge_every_nodes_users_by_id() {
         (1, "dan"),
         (0, "cy"),
         (1, "cy"),
-        (1, "bea"),
+        (1, "Bea"),
         (0, "ada"),
     ] {
-        kept.push(member(&cluster[node], user, "hall").await.0);
+        let (client, list) = member(&cluster[node], user, "hall").await;
+        distinct.insert(user);
+        // A user already on the other node (cy's second connection) counts once.
+        assert_eq!(
+            list["count"],
+            distinct.len(),
+            "{user} on node {node}: {list}"
+        );
+        kept.push(client);
     }
     let (mut hal, list) = member(&cluster[1], "hal", "hall").await;
-    let mut listed = user_ids(&list);
-    listed.sort();
+    // By id, byte by byte: "Bea" before "ada" (an uppercase letter is a smaller byte).
+    let listed: Vec<&str> = list["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["userId"].as_str().expect("userId"))
+        .collect();
     assert_eq!(
         listed,
-        ["ada", "bea", "cy"],
+        ["Bea", "ada", "cy"],
         "the first 3 by id, of both nodes: {list}"
     );
     assert_eq!(list["count"], 8, "cy once: {list}");
 
-    let everyone = ["ada", "bea", "cy", "dan", "eve", "fay", "gus", "hal"];
+    let everyone = ["Bea", "ada", "cy", "dan", "eve", "fay", "gus", "hal"];
     for (asker, client) in [("node 1", &mut hal), ("node 0", &mut kept[0])] {
         let mut ids = Vec::new();
         let mut after: Option<String> = None;

@@ -246,7 +246,7 @@ pub struct PresenceSnapshot {
 pub struct RoomPresence {
     /// The room.
     pub name: RoomName,
-    /// Its users here, in join order.
+    /// Its users here, by id.
     pub users: Vec<roomcast_protocol::User>,
     /// Its connections here.
     pub connections: usize,

@@ -86,7 +86,10 @@ impl Hub {
             if let Err(err) = self.place_cursor(&room).await {
                 break Err(err);
             }
-            let elsewhere = match self.cluster_entry(&room, already, limits.user_list).await {
+            let elsewhere = match self
+                .cluster_entry(&room, &user.user_id, already, limits.user_list)
+                .await
+            {
                 Ok(elsewhere) => elsewhere,
                 Err(err) => break Err(err),
             };
@@ -170,6 +173,7 @@ impl Hub {
     async fn cluster_entry(
         &self,
         room: &super::room::Room,
+        joiner: &UserId,
         already: bool,
         listed: usize,
     ) -> Result<Option<RemoteMembers>, ServerError> {
@@ -188,7 +192,11 @@ impl Hub {
                 ));
             }
         }
-        Ok(self.members_elsewhere(&room.name, None, listed).await)
+        // The joiner is in this node's room before its own hash lists it: it must not
+        // count as another node's user too.
+        Ok(self
+            .members_elsewhere(&room.name, None, listed, Some(joiner))
+            .await)
     }
 
     /// The other nodes' page of `room` (`None` on a single node, or when the presence
@@ -198,12 +206,13 @@ impl Hub {
         room: &RoomName,
         after: Option<&UserId>,
         limit: usize,
+        here: Option<&UserId>,
     ) -> Option<RemoteMembers> {
         // One more than asked tells the page whether another follows.
         let asked = limit.saturating_add(1);
         self.inner
             .presence
-            .members(room, after, asked)
+            .members(room, after, asked, here)
             .await
             .unwrap_or_else(|err| {
                 warn!(%room, cause = %err, "presence unavailable: members of this node only");
@@ -232,7 +241,7 @@ impl Hub {
         let limit = limit
             .map_or(DEFAULT_MEMBERS, |l| l as usize)
             .clamp(1, MAX_MEMBERS);
-        let elsewhere = self.members_elsewhere(room, after, limit).await;
+        let elsewhere = self.members_elsewhere(room, after, limit, None).await;
         let page = match self.inner.rooms.get(room) {
             Some(local) => local.members().page(after, limit, elsewhere),
             // The connection's last step out of the room is under way.

@@ -62,6 +62,7 @@ impl Presence for LocalPresence {
         _room: &RoomName,
         _after: Option<&UserId>,
         _limit: usize,
+        _here: Option<&UserId>,
     ) -> PresenceFuture<'_, Option<RemoteMembers>> {
         ready(None)
     }

@@ -1,6 +1,6 @@
 //! A [`Room`]: its options and members. Each room has its own lock, so traffic in one
 //! room never waits on another; the lock is a std `RwLock` held only for in-memory work
-//! (fan-out uses non-blocking `try_send`), never across an `.await`.
+//! (fan-out only queues, without waiting), never across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;

@@ -133,11 +133,22 @@ return 0
 /// own hash does not list, then the entries of at most `limit` users whose id sorts
 /// after the cursor, by id. O(users on the other nodes) on Redis's thread: nothing for a
 /// room only this node holds. KEYS: `P:nodes`. ARGV: hash prefix, cutoff, this node,
-/// cursor (`''` for none), limit.
+/// cursor (`''` for none), limit, a user this node holds though its hash may not list
+/// it yet (the joiner; `''` for none).
+///
+/// Ids compare byte by byte (`below`), as Rust's `String` does: Lua's `<` on strings is
+/// `strcoll`, which follows the Redis process's locale.
 static MEMBERS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local own, after, limit = ARGV[1] .. ARGV[3], ARGV[4], tonumber(ARGV[5])
+local function below(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local own, after, limit, here = ARGV[1] .. ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local seen, ids, entries, others = {}, {}, {}, 0
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')) do
   if n ~= ARGV[3] then
@@ -146,13 +157,13 @@ for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')) do
       local u = flat[i]
       if not seen[u] then
         seen[u] = true
-        if redis.call('HEXISTS', own, u) == 0 then others = others + 1 end
-        if u > after then ids[#ids + 1] = u; entries[u] = flat[i + 1] end
+        if u ~= here and redis.call('HEXISTS', own, u) == 0 then others = others + 1 end
+        if below(after, u) then ids[#ids + 1] = u; entries[u] = flat[i + 1] end
       end
     end
   end
 end
-table.sort(ids)
+table.sort(ids, below)
 local out = {others}
 for i = 1, math.min(limit, #ids) do out[#out + 1] = entries[ids[i]] end
 return out
@@ -333,6 +344,7 @@ impl Presence for RedisPresence {
         room: &RoomName,
         after: Option<&UserId>,
         limit: usize,
+        here: Option<&UserId>,
     ) -> PresenceFuture<'_, Option<RemoteMembers>> {
         let s = &self.shared;
         let mut invocation = MEMBERS.key(s.channel("nodes"));
@@ -341,7 +353,8 @@ impl Presence for RedisPresence {
             .arg(s.live_cutoff())
             .arg(s.node())
             .arg(after.map_or("", UserId::as_str))
-            .arg(limit);
+            .arg(limit)
+            .arg(here.map_or("", UserId::as_str));
         let mut commands = s.commands.clone();
         Box::pin(async move {
             let (others, entries): (u64, Vec<String>) = invocation

@@ -12,11 +12,12 @@
 //! hears the error.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use roomcast_protocol::MessageId;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
 use super::rows::{json, millis, store_error};
 use crate::ServerError;
@@ -36,6 +37,20 @@ struct Job {
     answer: oneshot::Sender<Result<StoredChat, ServerError>>,
 }
 
+/// This process's writers of the SQLite file, one at a time in the order they asked (a
+/// FIFO lock): see `SqliteStore::write`.
+#[derive(Debug, Clone, Default)]
+pub(super) struct WriteTurns(Arc<Mutex<()>>);
+
+/// One writer's turn, held until its transaction ends.
+pub(super) type WriteTurn = OwnedMutexGuard<()>;
+
+impl WriteTurns {
+    pub(super) async fn take(&self) -> WriteTurn {
+        self.0.clone().lock_owned().await
+    }
+}
+
 /// The queue into the chat writer task.
 #[derive(Debug, Clone)]
 pub(super) struct ChatWriter {
@@ -44,9 +59,9 @@ pub(super) struct ChatWriter {
 
 impl ChatWriter {
     /// Starts the writer on `pool`; it ends when the last handle is dropped.
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    pub(super) fn start(pool: SqlitePool, turns: WriteTurns) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(pool, jobs));
+        tokio::spawn(write_loop(pool, turns, jobs));
         Self { queue }
     }
 
@@ -69,7 +84,7 @@ impl ChatWriter {
     }
 }
 
-async fn write_loop(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn write_loop(pool: SqlitePool, turns: WriteTurns, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // The writer keeps its connection between batches: the pool pings a connection on
     // every acquire and every release (a hop to the connection's thread each), which
@@ -78,6 +93,10 @@ async fn write_loop(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let keep = pool.options().get_max_connections() > 1;
     let mut own: Option<PoolConnection<Sqlite>> = None;
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // The turn before the connection, as every writer takes them (`SqliteStore::write`):
+        // with a pool of one, the other order would deadlock against a writer holding the
+        // turn and waiting for the connection.
+        let turn = turns.take().await;
         let conn = match own.take() {
             Some(conn) => Ok(conn),
             None => pool.acquire().await.map_err(store_error),
@@ -93,6 +112,7 @@ async fn write_loop(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
             }
             Err(err) => Err(err),
         };
+        drop(turn);
         match stored {
             Ok(ids) => {
                 for (job, id) in batch.drain(..).zip(ids) {
@@ -106,8 +126,6 @@ async fn write_loop(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 }
             }
         }
-        // A batch that grew for a burst gives its memory back.
-        batch.shrink_to(MAX_BATCH);
     }
 }
 

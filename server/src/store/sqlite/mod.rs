@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use self::batch::ChatWriter;
+use self::batch::{ChatWriter, WriteTurn, WriteTurns};
 use self::rows::{
     chat_row, get, json, message_id, millis, notification_row, oldest_first, parse, priority_text,
     private_row, store_error, timestamp,
@@ -42,6 +42,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Room chats go through one writer, many per commit (group commit).
     chats: ChatWriter,
+    /// Whose turn it is to take the write lock (shared with the chat writer).
+    turns: WriteTurns,
 }
 
 impl SqliteStore {
@@ -78,8 +80,9 @@ impl SqliteStore {
         };
         let pool = pool.connect_with(options).await.map_err(store_error)?;
         MIGRATOR.run(&pool).await.map_err(store_error)?;
-        let chats = ChatWriter::start(pool.clone());
-        Ok(Self { pool, chats })
+        let turns = WriteTurns::default();
+        let chats = ChatWriter::start(pool.clone(), turns.clone());
+        Ok(Self { pool, chats, turns })
     }
 
     /// A transaction that holds the write lock from its start to its end, which is what
@@ -87,11 +90,19 @@ impl SqliteStore {
     /// mode, a deferred transaction that reads before its first write fails at that write
     /// with `SQLITE_BUSY_SNAPSHOT`, without waiting, if another writer committed
     /// meanwhile; this one waits (busy_timeout) for the lock before doing anything.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, ServerError> {
-        self.pool
+    ///
+    /// The returned turn is held to commit: this process's writers take the lock one
+    /// after another, in the order they asked ([`WriteTurns`]), rather than by SQLite's
+    /// busy handler, which sleeps and retries and could lose every time to the chat
+    /// writer's next batch.
+    async fn write(&self) -> Result<(WriteTurn, Transaction<'static, Sqlite>), ServerError> {
+        let turn = self.turns.take().await;
+        let tx = self
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        Ok((turn, tx))
     }
 }
 
@@ -225,7 +236,7 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, StoredPrivate> {
         Box::pin(async move {
             let (from, content) = (json(&message.from)?, message.message.to_string());
-            let mut tx = self.write().await?;
+            let (_turn, mut tx) = self.write().await?;
             let id = next_id(&mut tx, NEXT_USER_SEQ, Some(message.to.as_str())).await?;
             sqlx::query(
                 "INSERT INTO private_messages (recipient, id, sender, message, created_at, delivered) \
@@ -251,6 +262,8 @@ impl Store for SqliteStore {
         id: &'a MessageId,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             sqlx::query("UPDATE private_messages SET delivered = 1 WHERE recipient = ? AND id = ?")
                 .bind(to.as_str())
                 .bind(id.as_str())
@@ -263,6 +276,8 @@ impl Store for SqliteStore {
 
     fn take_pending_private<'a>(&'a self, to: &'a UserId) -> StoreFuture<'a, Vec<StoredPrivate>> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             // One statement: atomic, so two connections can never both take a message.
             let rows = sqlx::query(
                 "UPDATE private_messages SET delivered = 1 \
@@ -299,7 +314,7 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, StoredNotification> {
         Box::pin(async move {
             let priority = priority_text(n.priority)?;
-            let mut tx = self.write().await?;
+            let (_turn, mut tx) = self.write().await?;
             let id = next_id(&mut tx, NEXT_USER_SEQ, Some(n.user_id.as_str())).await?;
             sqlx::query(
                 "INSERT INTO notifications \
@@ -328,6 +343,8 @@ impl Store for SqliteStore {
         id: &'a MessageId,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             sqlx::query("UPDATE notifications SET delivered = 1 WHERE user_id = ? AND id = ?")
                 .bind(user.as_str())
                 .bind(id.as_str())
@@ -343,6 +360,8 @@ impl Store for SqliteStore {
         user: &'a UserId,
     ) -> StoreFuture<'a, Vec<StoredNotification>> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             let rows = sqlx::query(
                 "UPDATE notifications SET delivered = 1 \
                  WHERE user_id = ? AND delivered = 0 AND is_read = 0 \
@@ -363,6 +382,8 @@ impl Store for SqliteStore {
 
     fn mark_read<'a>(&'a self, user: &'a UserId, id: &'a MessageId) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             let done =
                 sqlx::query("UPDATE notifications SET is_read = 1 WHERE user_id = ? AND id = ?")
                     .bind(user.as_str())
@@ -397,7 +418,7 @@ impl Store for SqliteStore {
 
     fn append_global<'a>(&'a self, n: &'a NewGlobal) -> StoreFuture<'a, StoredGlobal> {
         Box::pin(async move {
-            let mut tx = self.write().await?;
+            let (_turn, mut tx) = self.write().await?;
             let id = next_id(&mut tx, NEXT_GLOBAL_SEQ, None).await?;
             sqlx::query(
                 "INSERT INTO global_notifications (id, title, content, created_at) VALUES (?, ?, ?, ?)",
@@ -444,6 +465,8 @@ impl Store for SqliteStore {
         keys: &'a [String],
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             sqlx::query(
                 "INSERT INTO subscriptions (user_id, topic, keys) VALUES (?, ?, ?) \
                  ON CONFLICT (user_id, topic) DO UPDATE SET keys = excluded.keys",
@@ -464,6 +487,8 @@ impl Store for SqliteStore {
         topic: &'a str,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             let done = sqlx::query("DELETE FROM subscriptions WHERE user_id = ? AND topic = ?")
                 .bind(user.as_str())
                 .bind(topic)
@@ -498,6 +523,8 @@ impl Store for SqliteStore {
         options: &'a RoomOptions,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             sqlx::query(
                 "INSERT INTO rooms (name, options) VALUES (?, ?) \
                  ON CONFLICT (name) DO UPDATE SET options = excluded.options",
@@ -513,6 +540,8 @@ impl Store for SqliteStore {
 
     fn delete_room<'a>(&'a self, name: &'a RoomName) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            // An autocommit write: it takes the write lock in its turn too.
+            let _turn = self.turns.take().await;
             let done = sqlx::query("DELETE FROM rooms WHERE name = ?")
                 .bind(name.as_str())
                 .execute(&self.pool)

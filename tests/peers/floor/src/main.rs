@@ -26,8 +26,8 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 const DEFAULT_PORT: u16 = 9002;
 const DEV_SECRET: &str = "roomcast-dev-secret-DO-NOT-USE-IN-PRODUCTION";
-/// Frames a connection may have queued before it is closed as a slow consumer (the
-/// same default as Roomcast's `ROOMCAST_SEND_QUEUE`).
+/// Frames a connection may have queued before it is closed as a slow consumer
+/// (Roomcast's old frame-count default; Roomcast now bounds its queue in bytes).
 const DEFAULT_SEND_QUEUE: usize = 1024;
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 16 * 1024;

@@ -61,6 +61,12 @@ pub async fn roomcast_counters(ws_url: &str) -> Option<Vec<(String, u64)>> {
                 let (name, value) =
                     if let Some(drops) = line.strip_prefix("roomcast_queue_drops_total ") {
                         ("queue drops".to_owned(), drops)
+                    } else if let Some(closes) =
+                        line.strip_prefix("roomcast_slow_consumer_closes_total ")
+                    {
+                        // Counted when the close is decided: a writer stuck on a reader
+                        // that reads nothing never writes the 4029 it would count below.
+                        ("slow-consumer closes".to_owned(), closes)
                     } else {
                         let rest = line.strip_prefix("roomcast_closes_total{code=\"")?;
                         let (code, value) = rest.split_once("\"} ")?;

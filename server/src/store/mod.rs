@@ -168,6 +168,18 @@ impl NewChat {
             timestamp: self.timestamp,
         }
     }
+
+    /// [`Self::stored`], moving the fields instead of copying them.
+    #[must_use]
+    pub fn into_stored(self, id: MessageId) -> StoredChat {
+        StoredChat {
+            id,
+            room: self.room,
+            from: self.from,
+            message: self.message,
+            timestamp: self.timestamp,
+        }
+    }
 }
 
 impl NewPrivate {

@@ -116,7 +116,7 @@ async fn write_loop(pool: SqlitePool, turns: WriteTurns, mut jobs: mpsc::Unbound
         match stored {
             Ok(ids) => {
                 for (job, id) in batch.drain(..).zip(ids) {
-                    let _ = job.answer.send(Ok(job.chat.stored(id)));
+                    let _ = job.answer.send(Ok(job.chat.into_stored(id)));
                 }
             }
             Err(err) => {
